@@ -1,0 +1,1 @@
+//! capacity (see issue 4).

@@ -1,0 +1,1 @@
+//! Demand forecasting (see issue 3).

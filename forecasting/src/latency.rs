@@ -1,0 +1,1 @@
+//! latency (see issue 4).

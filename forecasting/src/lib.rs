@@ -1,0 +1,10 @@
+//! Pure models for slo-scaler: no I/O, no async.
+//!
+//! Where to start:
+//! - [`forecast`]: demand forecasting per series with calibrated prediction intervals.
+//! - [`profile`], [`latency`], [`capacity`]: the per-GPU performance model — what TTFT and
+//!   TPOT a replica gives under load, and the highest load it sustains within an SLO.
+pub mod capacity;
+pub mod forecast;
+pub mod latency;
+pub mod profile;

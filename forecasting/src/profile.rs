@@ -1,0 +1,1 @@
+//! profile (see issue 4).
