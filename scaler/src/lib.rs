@@ -1,4 +1,22 @@
 //! slo-scaler: everything that touches the world.
+//!
+//! Where to start: [`cli`] parses the command line; `serve` goes through [`server::start`],
+//! which runs one [`decision::Evaluator`] (asking a [`decision::Planner`] for decisions
+//! every tick) and answers KEDA from the latest snapshot in [`keda`]. [`hpa`] holds
+//! KEDA's and the HPA's arithmetic as pure functions.
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod decision;
+pub mod demo;
+pub mod hpa;
+pub mod http;
+pub mod keda;
+pub mod metadata;
+pub mod server;
+pub mod telemetry;
+
+/// Generated from `proto/externalscaler.proto` by `protox` at build time.
 pub mod proto {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
     tonic::include_proto!("externalscaler");

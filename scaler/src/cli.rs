@@ -1,0 +1,156 @@
+//! The command line: `slo-scaler <command>`, every flag with an `SLO_SCALER_*` fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, TlsConfig};
+use crate::demo::CapacityRulePlanner;
+use crate::server::{ServeOptions, start};
+
+/// SLO-driven autoscaler for LLM serving: a KEDA external scaler.
+#[derive(Debug, Parser)]
+#[command(name = "slo-scaler", version, about)]
+pub struct Cli {
+    /// Log filter (`info`, `debug`, `slo_scaler=debug,warn`, ...).
+    #[arg(long, env = "SLO_SCALER_LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "SLO_SCALER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve KEDA's external-scaler gRPC API (and /models, /metrics over HTTP). Without
+    /// --config, serves the embedded demo fleet.
+    Serve(ServeArgs),
+}
+
+/// `serve` flags; each overrides the config file.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (YAML). Without it, the embedded demo fleet is served.
+    #[arg(long, env = "SLO_SCALER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address [config default: 0.0.0.0:9090].
+    #[arg(long, env = "SLO_SCALER_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+    /// HTTP listen address [config default: 0.0.0.0:8080].
+    #[arg(long, env = "SLO_SCALER_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Server certificate (PEM); with --tls-key turns on TLS.
+    #[arg(long, env = "SLO_SCALER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, env = "SLO_SCALER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA that signs client certificates (PEM); turns on mTLS.
+    #[arg(long, env = "SLO_SCALER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The config file (or the demo) with flags applied.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::demo(),
+        };
+        if let Some(a) = self.grpc_addr {
+            config.server.grpc_addr = a;
+        }
+        if let Some(a) = self.http_addr {
+            config.server.http_addr = a;
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.server.tls = Some(TlsConfig {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                client_ca_file: self.tls_client_ca.clone(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// Sets up logging as the flags say.
+pub fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .with_context(|| format!("--log-level {:?} is not a valid filter", cli.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+/// Runs `serve` until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    if args.config.is_none() {
+        tracing::info!("no --config: serving the embedded demo fleet");
+    }
+    let planner = CapacityRulePlanner::new(&config);
+    let running = start(
+        planner,
+        ServeOptions {
+            grpc_addr: config.server.grpc_addr,
+            http_addr: config.server.http_addr,
+            tls: config.server.tls.clone(),
+            evaluation: config.evaluation,
+        },
+    )
+    .await?;
+    let token = running.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received: ending streams and draining");
+        token.cancel();
+    });
+    running.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Entry point behind `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+    }
+}

@@ -1,0 +1,2 @@
+//! Subcommands other than `serve`, one module each. Each exposes its clap arguments and
+//! a `run` function that prints to stdout.

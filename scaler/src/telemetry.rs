@@ -1,0 +1,197 @@
+//! The scaler's own metrics (`/metrics`), with `prometheus-client`.
+//!
+//! RPC counts and latency by method and gRPC status, open `StreamIsActive` streams, and
+//! the desired replicas per model/variant (refreshed from the current snapshot at scrape
+//! time, so the gauge and `GetMetrics` can never disagree).
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::decision::Snapshot;
+
+/// Labels of RPC metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// gRPC method, e.g. `GetMetrics`.
+    pub method: &'static str,
+    /// gRPC status code name, e.g. `OK`, `NOT_FOUND`.
+    pub code: &'static str,
+}
+
+/// Labels of per-variant metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VariantLabels {
+    /// Model name.
+    pub model: String,
+    /// Variant name.
+    pub variant: String,
+}
+
+/// Every metric the scaler exports about itself.
+pub struct Telemetry {
+    registry: Registry,
+    rpc_total: Family<RpcLabels, Counter>,
+    rpc_seconds: Family<RpcLabels, Histogram>,
+    open_streams: Gauge<i64, AtomicI64>,
+    desired_replicas: Family<VariantLabels, Gauge<f64, AtomicU64>>,
+    decision_available: Family<VariantLabels, Gauge<i64, AtomicI64>>,
+    evaluations: Counter,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Telemetry")
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// Registers every metric under the `slo_scaler` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("slo_scaler");
+        let rpc_total = Family::<RpcLabels, Counter>::default();
+        let rpc_seconds = Family::<RpcLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.000_05, 2.0, 18))) as fn() -> Histogram,
+        );
+        let open_streams = Gauge::<i64, AtomicI64>::default();
+        let desired_replicas = Family::<VariantLabels, Gauge<f64, AtomicU64>>::default();
+        let decision_available = Family::<VariantLabels, Gauge<i64, AtomicI64>>::default();
+        let evaluations = Counter::default();
+        registry.register(
+            "grpc_requests",
+            "KEDA external-scaler RPCs by method and gRPC status",
+            rpc_total.clone(),
+        );
+        registry.register(
+            "grpc_request_duration_seconds",
+            "Time to answer a KEDA RPC (streams: time to open)",
+            rpc_seconds.clone(),
+        );
+        registry.register(
+            "open_streams",
+            "StreamIsActive streams currently open",
+            open_streams.clone(),
+        );
+        registry.register(
+            "desired_replicas",
+            "Desired replicas per model and variant, as GetMetrics reports them",
+            desired_replicas.clone(),
+        );
+        registry.register(
+            "decision_available",
+            "1 when a fresh decision exists for the model/variant, 0 when GetMetrics answers UNAVAILABLE",
+            decision_available.clone(),
+        );
+        registry.register(
+            "evaluations",
+            "Snapshots published by the evaluation loop",
+            evaluations.clone(),
+        );
+        Self {
+            registry,
+            rpc_total,
+            rpc_seconds,
+            open_streams,
+            desired_replicas,
+            decision_available,
+            evaluations,
+        }
+    }
+
+    /// Records one finished RPC.
+    pub fn observe_rpc(&self, method: &'static str, code: tonic::Code, started: Instant) {
+        let labels = RpcLabels {
+            method,
+            code: code_name(code),
+        };
+        self.rpc_total.get_or_create(&labels).inc();
+        self.rpc_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts a stream as open until the guard drops.
+    pub fn stream_guard(&self) -> StreamGuard {
+        self.open_streams.inc();
+        StreamGuard(self.open_streams.clone())
+    }
+
+    /// Renders the text exposition, refreshing decision gauges from `snapshot`.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let now = Instant::now();
+        for m in snapshot.catalog.models() {
+            for v in &m.variants {
+                let labels = VariantLabels {
+                    model: m.name.clone(),
+                    variant: v.clone(),
+                };
+                match snapshot.desired(&m.name, Some(v), now) {
+                    Ok(d) => {
+                        self.desired_replicas
+                            .get_or_create(&labels)
+                            .set(crate::hpa::keda_quantize(d.replicas));
+                        self.decision_available.get_or_create(&labels).set(1);
+                    }
+                    Err(_) => {
+                        self.desired_replicas.get_or_create(&labels).set(f64::NAN);
+                        self.decision_available.get_or_create(&labels).set(0);
+                    }
+                }
+            }
+        }
+        self.evaluations.inner().store(
+            snapshot.generation,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Decrements the open-streams gauge when a stream ends (however it ends).
+#[derive(Debug)]
+pub struct StreamGuard(Gauge<i64, AtomicI64>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Canonical gRPC status names, as other gRPC tooling prints them.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
