@@ -89,11 +89,18 @@ async fn get_metrics_returns_one_milli_precision_value_with_int_mirror() {
     let mut c = client(&running).await;
     let name = metric_name("llama-3.1-8b", Some("h100"));
     let r = c
-        .get_metrics(metrics_req(sor(Some("llama-3.1-8b"), Some("h100"), &[]), &name))
+        .get_metrics(metrics_req(
+            sor(Some("llama-3.1-8b"), Some("h100"), &[]),
+            &name,
+        ))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.metric_values.len(), 1, "KEDA sums every value: exactly one");
+    assert_eq!(
+        r.metric_values.len(),
+        1,
+        "KEDA sums every value: exactly one"
+    );
     assert_eq!(r.metric_values[0].metric_value_float, 2.346);
     assert_eq!(r.metric_values[0].metric_value, 2);
     // Metric names match case-insensitively (old KEDA lowercased; be liberal either way).
@@ -141,14 +148,22 @@ async fn bad_requests_get_precise_codes_and_messages() {
     assert!(e.message().contains("`model`"), "{}", e.message());
 
     for call in ["spec", "active", "stream"] {
-        let bad = sor(Some("llama-3.1-8b"), None, &[("activationThreshold", "lots")]);
+        let bad = sor(
+            Some("llama-3.1-8b"),
+            None,
+            &[("activationThreshold", "lots")],
+        );
         let e = match call {
             "spec" => c.get_metric_spec(bad).await.map(|_| ()).unwrap_err(),
             "active" => c.is_active(bad).await.map(|_| ()).unwrap_err(),
             _ => c.stream_is_active(bad).await.map(|_| ()).unwrap_err(),
         };
         assert_eq!(e.code(), Code::InvalidArgument, "{call}");
-        assert!(e.message().contains("activationThreshold"), "{}", e.message());
+        assert!(
+            e.message().contains("activationThreshold"),
+            "{}",
+            e.message()
+        );
         assert!(e.message().contains("lots"), "{}", e.message());
     }
 
@@ -157,7 +172,11 @@ async fn bad_requests_get_precise_codes_and_messages() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    assert!(e.message().contains("llama-3.1-8b"), "lists known models: {}", e.message());
+    assert!(
+        e.message().contains("llama-3.1-8b"),
+        "lists known models: {}",
+        e.message()
+    );
 
     let e = c
         .get_metric_spec(sor(Some("llama-3.1-8b"), Some("tpu"), &[]))
@@ -167,16 +186,16 @@ async fn bad_requests_get_precise_codes_and_messages() {
     assert!(e.message().contains("h100"), "{}", e.message());
 
     let e = c
-        .get_metrics(metrics_req(sor(Some("llama-3.1-8b"), Some("h100"), &[]), "s0-other"))
+        .get_metrics(metrics_req(
+            sor(Some("llama-3.1-8b"), Some("h100"), &[]),
+            "s0-other",
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains(&name), "{}", e.message());
 
-    let e = c
-        .is_active(sor(Some("nope"), None, &[]))
-        .await
-        .unwrap_err();
+    let e = c.is_active(sor(Some("nope"), None, &[])).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
 }
 
@@ -199,10 +218,16 @@ async fn unavailable_and_stale_data_is_an_error_never_a_zero() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
     assert!(e.message().contains("no series"), "{}", e.message());
-    let e = c.is_active(sor(Some("idle-model"), None, &[])).await.unwrap_err();
+    let e = c
+        .is_active(sor(Some("idle-model"), None, &[]))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
     // A model nobody has evaluated yet (the planner returns nothing for it).
-    let e = c.is_active(sor(Some("Qwen/Qwen3-32B"), None, &[])).await.unwrap_err();
+    let e = c
+        .is_active(sor(Some("Qwen/Qwen3-32B"), None, &[]))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
 
     // A hanging backend: the last good value is served until it is stale, then UNAVAILABLE.
@@ -213,14 +238,22 @@ async fn unavailable_and_stale_data_is_an_error_never_a_zero() {
         )
     };
     assert_eq!(
-        c.get_metrics(req()).await.unwrap().into_inner().metric_values[0].metric_value_float,
+        c.get_metrics(req())
+            .await
+            .unwrap()
+            .into_inner()
+            .metric_values[0]
+            .metric_value_float,
         5.0
     );
     p.set_hanging(true);
     tokio::time::sleep(Duration::from_millis(900)).await;
     let started = Instant::now();
     let e = c.get_metrics(req()).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(500), "answered from memory");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "answered from memory"
+    );
     assert_eq!(e.code(), Code::Unavailable);
     assert!(e.message().contains("did not finish"), "{}", e.message());
     // Recovery.
@@ -241,19 +274,39 @@ async fn is_active_is_strictly_above_the_activation_threshold() {
     let (p, running) = setup().await;
     let mut c = client(&running).await;
     let active = |r: tonic::Response<slo_scaler::proto::IsActiveResponse>| r.into_inner().result;
-    assert!(!active(c.is_active(sor(Some("idle-model"), None, &[])).await.unwrap()));
-    assert!(active(c.is_active(sor(Some("Qwen/Qwen3-32B"), None, &[])).await.unwrap()));
+    assert!(!active(
+        c.is_active(sor(Some("idle-model"), None, &[]))
+            .await
+            .unwrap()
+    ));
+    assert!(active(
+        c.is_active(sor(Some("Qwen/Qwen3-32B"), None, &[]))
+            .await
+            .unwrap()
+    ));
     p.set("idle-model", "l40s", 0.5);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let at = |t: &'static str| sor(Some("idle-model"), Some("l40s"), &[("activationThreshold", t)]);
+    let at = |t: &'static str| {
+        sor(
+            Some("idle-model"),
+            Some("l40s"),
+            &[("activationThreshold", t)],
+        )
+    };
     assert!(active(c.is_active(at("0")).await.unwrap()));
-    assert!(!active(c.is_active(at("0.5")).await.unwrap()), "equal is not above");
+    assert!(
+        !active(c.is_active(at("0.5")).await.unwrap()),
+        "equal is not above"
+    );
     assert!(active(c.is_active(at("0.499")).await.unwrap()));
     // Consistent with GetMetrics: the quantised value decides.
     p.set("idle-model", "l40s", 0.0004);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let v = c
-        .get_metrics(metrics_req(at("0"), &metric_name("idle-model", Some("l40s"))))
+        .get_metrics(metrics_req(
+            at("0"),
+            &metric_name("idle-model", Some("l40s")),
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -322,10 +375,13 @@ async fn keda_sequence_fits_its_deadline_and_many_streams_share_one_connection()
         .unwrap();
     let mut streams = Vec::new();
     for i in 0..300 {
-        let mut c = slo_scaler::proto::external_scaler_client::ExternalScalerClient::new(
-            channel.clone(),
-        );
-        let model = if i % 2 == 0 { "idle-model" } else { "Qwen/Qwen3-32B" };
+        let mut c =
+            slo_scaler::proto::external_scaler_client::ExternalScalerClient::new(channel.clone());
+        let model = if i % 2 == 0 {
+            "idle-model"
+        } else {
+            "Qwen/Qwen3-32B"
+        };
         let mut s = c
             .stream_is_active(sor(Some(model), None, &[]))
             .await
@@ -379,10 +435,10 @@ async fn health_and_reflection_are_served() {
         assert_eq!(r.status, 1, "{service:?} SERVING");
     }
 
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let mut r = ServerReflectionClient::new(channel);
     let req = ServerReflectionRequest {
         host: String::new(),
@@ -398,7 +454,10 @@ async fn health_and_reflection_are_served() {
         panic!("unexpected reflection answer {msg:?}")
     };
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&"externalscaler.ExternalScaler"), "{names:?}");
+    assert!(
+        names.contains(&"externalscaler.ExternalScaler"),
+        "{names:?}"
+    );
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
 }
 
@@ -420,12 +479,22 @@ async fn cancelled_streams_are_released_and_shutdown_ends_streams_with_ok() {
         .await
         .unwrap()
         .into_inner();
-    let text = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(open_streams(&text), 1.0);
     drop(s); // client cancels
     let mut released = false;
     for _ in 0..50 {
-        let text = reqwest::get(format!("{http}/metrics")).await.unwrap().text().await.unwrap();
+        let text = reqwest::get(format!("{http}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if open_streams(&text) == 0.0 {
             released = true;
             break;

@@ -15,7 +15,12 @@ use crate::server::{ServeOptions, start};
 #[command(name = "slo-scaler", version, about)]
 pub struct Cli {
     /// Log filter (`info`, `debug`, `slo_scaler=debug,warn`, ...).
-    #[arg(long, env = "SLO_SCALER_LOG_LEVEL", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "SLO_SCALER_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
     pub log_level: String,
     /// Log format.
     #[arg(long, env = "SLO_SCALER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -40,6 +45,12 @@ pub enum Command {
     /// Serve KEDA's external-scaler gRPC API (and /models, /metrics over HTTP). Without
     /// --config, serves the embedded demo fleet.
     Serve(ServeArgs),
+    /// Predict TTFT/TPOT percentiles of a replica pool under load from a performance profile.
+    Latency(crate::commands::latency::LatencyArgs),
+    /// Fit, derive or validate per-GPU performance profiles from measured data.
+    Profile(crate::commands::profile::ProfileArgs),
+    /// Rolling-origin evaluation of the demand forecasters on a real trace.
+    ForecastEval(crate::commands::forecast_eval::ForecastEvalArgs),
 }
 
 /// `serve` flags; each overrides the config file.
@@ -152,5 +163,8 @@ async fn shutdown_signal() {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Latency(args) => crate::commands::latency::run(args),
+        Command::Profile(args) => crate::commands::profile::run(args),
+        Command::ForecastEval(args) => crate::commands::forecast_eval::run(args),
     }
 }

@@ -264,7 +264,10 @@ impl Config {
                 return Err(format!("{at}.name: model {:?} is listed twice", m.name));
             }
             if m.variants.is_empty() {
-                return Err(format!("{at}.variants: model {:?} needs at least one variant", m.name));
+                return Err(format!(
+                    "{at}.variants: model {:?} needs at least one variant",
+                    m.name
+                ));
             }
             let mut vnames = std::collections::BTreeSet::new();
             for (j, v) in m.variants.iter().enumerate() {
@@ -289,7 +292,9 @@ impl Config {
                 }
             }
             if m.variants.iter().map(|v| v.share).sum::<f64>() <= 0.0 {
-                return Err(format!("{at}.variants: shares sum to 0; at least one must be > 0"));
+                return Err(format!(
+                    "{at}.variants: shares sum to 0; at least one must be > 0"
+                ));
             }
             match &m.demand {
                 DemandConfig::Constant { rps } => non_negative(&format!("{at}.demand.rps"), *rps)?,
@@ -302,7 +307,10 @@ impl Config {
                     positive(&format!("{at}.demand.day_length_s"), s.day_length_s)?;
                     positive(&format!("{at}.demand.burst_slot_s"), s.burst_slot_s)?;
                     unit(&format!("{at}.demand.idle_fraction"), s.idle_fraction)?;
-                    unit(&format!("{at}.demand.burst_probability"), s.burst_probability)?;
+                    unit(
+                        &format!("{at}.demand.burst_probability"),
+                        s.burst_probability,
+                    )?;
                     non_negative(&format!("{at}.demand.burst_factor"), s.burst_factor)?;
                 }
             }
@@ -352,7 +360,10 @@ mod tests {
         let err = Config::from_yaml(yaml, "x.yaml").unwrap_err().to_string();
         assert!(err.contains("capcity"), "{err}");
         assert!(err.contains("x.yaml"), "{err}");
-        assert!(err.contains("line 6") || err.contains("6:"), "no line number: {err}");
+        assert!(
+            err.contains("line 6") || err.contains("6:"),
+            "no line number: {err}"
+        );
     }
 
     #[test]

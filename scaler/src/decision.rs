@@ -181,14 +181,14 @@ impl Snapshot {
                     .join(", "),
             });
         };
-        if let Some(v) = variant {
-            if !variants.iter().any(|x| x == v) {
-                return Err(LookupError::UnknownVariant {
-                    model: model.to_string(),
-                    variant: v.to_string(),
-                    known: variants.join(", "),
-                });
-            }
+        if let Some(v) = variant
+            && !variants.iter().any(|x| x == v)
+        {
+            return Err(LookupError::UnknownVariant {
+                model: model.to_string(),
+                variant: v.to_string(),
+                known: variants.join(", "),
+            });
         }
         Ok(())
     }
@@ -337,9 +337,11 @@ impl<P: Planner> Evaluator<P> {
     /// Runs one evaluation and publishes its snapshot.
     pub async fn step(&mut self) {
         let started = Instant::now();
-        let result =
-            tokio::time::timeout(self.settings.timeout, self.planner.evaluate(SystemTime::now()))
-                .await;
+        let result = tokio::time::timeout(
+            self.settings.timeout,
+            self.planner.evaluate(SystemTime::now()),
+        )
+        .await;
         let current = self.tx.borrow().clone();
         let next = match result {
             Ok(decisions) => {
@@ -366,7 +368,10 @@ impl<P: Planner> Evaluator<P> {
                 current.fail_all(&why)
             }
         };
-        tracing::trace!(elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "evaluated");
+        tracing::trace!(
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "evaluated"
+        );
         self.tx.send_replace(Arc::new(next));
     }
 
@@ -417,12 +422,18 @@ mod tests {
     fn unknown_names_and_missing_data_are_distinct_errors() {
         let s = Snapshot::empty(catalog(), Duration::from_secs(60));
         let now = Instant::now();
-        assert!(matches!(s.desired("x", None, now), Err(LookupError::UnknownModel { .. })));
+        assert!(matches!(
+            s.desired("x", None, now),
+            Err(LookupError::UnknownModel { .. })
+        ));
         assert!(matches!(
             s.desired("m", Some("c"), now),
             Err(LookupError::UnknownVariant { .. })
         ));
-        assert!(matches!(s.desired("m", None, now), Err(LookupError::Unavailable { .. })));
+        assert!(matches!(
+            s.desired("m", None, now),
+            Err(LookupError::Unavailable { .. })
+        ));
     }
 
     #[test]
@@ -439,14 +450,21 @@ mod tests {
         let s = Snapshot::empty(catalog(), Duration::from_secs(60)).apply(planned(2.0, 0.0), t0);
         let s = s.fail_all("prometheus down");
         assert_eq!(
-            s.desired("m", Some("a"), t0 + Duration::from_secs(30)).unwrap().replicas,
+            s.desired("m", Some("a"), t0 + Duration::from_secs(30))
+                .unwrap()
+                .replicas,
             2.0
         );
-        let err = s.desired("m", Some("a"), t0 + Duration::from_secs(61)).unwrap_err();
+        let err = s
+            .desired("m", Some("a"), t0 + Duration::from_secs(61))
+            .unwrap_err();
         assert!(err.to_string().contains("prometheus down"), "{err}");
         // Never a fake zero: an evaluation that never succeeded is unavailable.
         let s = Snapshot::empty(catalog(), Duration::from_secs(60)).fail_all("no data");
-        assert!(matches!(s.desired("m", None, t0), Err(LookupError::Unavailable { .. })));
+        assert!(matches!(
+            s.desired("m", None, t0),
+            Err(LookupError::Unavailable { .. })
+        ));
     }
 
     #[test]
@@ -458,7 +476,10 @@ mod tests {
         assert_eq!(s.desired("m", Some("a"), t0).unwrap().replicas, 2.0);
         assert!(s.models["m"].last_error.as_deref().unwrap().contains("NaN"));
         let s = Snapshot::empty(catalog(), Duration::from_secs(60)).apply(planned(-1.0, 1.0), t0);
-        assert!(matches!(s.desired("m", Some("b"), t0), Err(LookupError::Unavailable { .. })));
+        assert!(matches!(
+            s.desired("m", Some("b"), t0),
+            Err(LookupError::Unavailable { .. })
+        ));
     }
 
     struct Hanging;

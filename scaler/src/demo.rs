@@ -141,7 +141,9 @@ mod tests {
             panic!()
         };
         let day = s.day_length_s;
-        let samples: Vec<f64> = (0..6000).map(|i| synthetic_rps(s, i as f64 * day / 600.0)).collect();
+        let samples: Vec<f64> = (0..6000)
+            .map(|i| synthetic_rps(s, i as f64 * day / 600.0))
+            .collect();
         let zeros = samples.iter().filter(|v| **v == 0.0).count() as f64 / samples.len() as f64;
         assert!((zeros - s.idle_fraction).abs() < 0.02, "idle share {zeros}");
         let max = samples.iter().cloned().fold(0.0, f64::max);

@@ -171,6 +171,8 @@ mod tests {
             hpa_desired_replicas(&[1.0], 0.0004, MetricType::AverageValue, 1, 1, 0.1),
             None
         );
-        assert!(hpa_desired_replicas(&[1.0], MIN_TARGET, MetricType::AverageValue, 1, 1, 0.1).is_some());
+        assert!(
+            hpa_desired_replicas(&[1.0], MIN_TARGET, MetricType::AverageValue, 1, 1, 0.1).is_some()
+        );
     }
 }

@@ -45,9 +45,11 @@ pub fn metric_name(model: &str, variant: Option<&str>) -> String {
     }
     // FNV-1a over the exact bytes; 0xff separates model from variant.
     let mut h: u32 = 0x811c_9dc5;
-    let bytes = model
-        .bytes()
-        .chain(variant.into_iter().flat_map(|v| std::iter::once(0xff).chain(v.bytes())));
+    let bytes = model.bytes().chain(
+        variant
+            .into_iter()
+            .flat_map(|v| std::iter::once(0xff).chain(v.bytes())),
+    );
     for b in bytes {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
@@ -67,7 +69,11 @@ fn sanitize(s: &str, max_len: usize) -> String {
     }
     let trimmed: String = out.trim_matches('-').chars().take(max_len).collect();
     let trimmed = trimmed.trim_end_matches('-').to_string();
-    if trimmed.is_empty() { "x".to_string() } else { trimmed }
+    if trimmed.is_empty() {
+        "x".to_string()
+    } else {
+        trimmed
+    }
 }
 
 /// The gRPC service. Cheap to clone.
@@ -307,7 +313,11 @@ mod tests {
     fn metric_names_are_lowercase_deterministic_and_distinct() {
         let a = metric_name("Llama/3.1-8B", Some("H100"));
         assert_eq!(a, metric_name("Llama/3.1-8B", Some("H100")));
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{a}"
+        );
         assert!(a.starts_with("slo-llama-3-1-8b-h100-"), "{a}");
         assert_ne!(a, metric_name("llama-3.1-8b", Some("h100")));
         assert_ne!(metric_name("m", None), metric_name("m", Some("")));

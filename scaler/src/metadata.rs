@@ -29,7 +29,9 @@ pub struct TriggerMetadata {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetadataError {
     /// The request carried no `scaledObjectRef` (only possible for `GetMetrics`).
-    #[error("scaledObjectRef is missing: KEDA always sends it; expected the ScaledObject's name, namespace and trigger metadata")]
+    #[error(
+        "scaledObjectRef is missing: KEDA always sends it; expected the ScaledObject's name, namespace and trigger metadata"
+    )]
     MissingScaledObjectRef,
     /// `model` is absent.
     #[error("metadata key `model` is required: set it to the model name as listed by GET /models")]
@@ -43,7 +45,9 @@ pub enum MetadataError {
         expected: &'static str,
     },
     /// `activationThreshold` is not a finite, non-negative number.
-    #[error("metadata key `activationThreshold` must be a finite number >= 0 (e.g. \"0\" or \"0.5\"), got {got:?}")]
+    #[error(
+        "metadata key `activationThreshold` must be a finite number >= 0 (e.g. \"0\" or \"0.5\"), got {got:?}"
+    )]
     BadActivationThreshold {
         /// The value as sent.
         got: String,

@@ -146,30 +146,36 @@ fn tls_config(tls: &TlsConfig) -> Result<ServerTlsConfig, ServeError> {
 /// Starts serving `planner`'s decisions.
 pub async fn start<P: Planner>(planner: P, opts: ServeOptions) -> Result<Running, ServeError> {
     let tls = opts.tls.as_ref().map(tls_config).transpose()?;
-    let grpc_listener = TcpListener::bind(opts.grpc_addr)
-        .await
+    let grpc_listener =
+        TcpListener::bind(opts.grpc_addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: opts.grpc_addr,
+                what: "gRPC",
+                source,
+            })?;
+    let http_listener =
+        TcpListener::bind(opts.http_addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: opts.http_addr,
+                what: "HTTP",
+                source,
+            })?;
+    let grpc_addr = grpc_listener
+        .local_addr()
         .map_err(|source| ServeError::Bind {
             addr: opts.grpc_addr,
             what: "gRPC",
             source,
         })?;
-    let http_listener = TcpListener::bind(opts.http_addr)
-        .await
+    let http_addr = http_listener
+        .local_addr()
         .map_err(|source| ServeError::Bind {
             addr: opts.http_addr,
             what: "HTTP",
             source,
         })?;
-    let grpc_addr = grpc_listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: opts.grpc_addr,
-        what: "gRPC",
-        source,
-    })?;
-    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: opts.http_addr,
-        what: "HTTP",
-        source,
-    })?;
 
     let shutdown = CancellationToken::new();
     let telemetry = Arc::new(Telemetry::new());

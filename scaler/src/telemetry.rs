@@ -151,10 +151,9 @@ impl Telemetry {
                 }
             }
         }
-        self.evaluations.inner().store(
-            snapshot.generation,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.evaluations
+            .inner()
+            .store(snapshot.generation, std::sync::atomic::Ordering::Relaxed);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -256,3 +256,93 @@ impl TestPki {
         }
     }
 }
+
+/// A `slo-scaler serve` child process on free loopback ports, killed on drop.
+pub struct ScalerProcess {
+    /// The child.
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT` of the gRPC server.
+    pub grpc_addr: String,
+    /// `http://127.0.0.1:PORT` of the HTTP server.
+    pub http_base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl ScalerProcess {
+    /// Starts the binary with `args` after `serve`, and waits until `/readyz` says ready.
+    pub fn spawn(args: &[&str]) -> Self {
+        let grpc_addr = format!("127.0.0.1:{}", free_port());
+        let http_addr = format!("127.0.0.1:{}", free_port());
+        let child = std::process::Command::new(scaler_bin())
+            .arg("serve")
+            .args(args)
+            .args(["--grpc-addr", &grpc_addr, "--http-addr", &http_addr])
+            .env("SLO_SCALER_LOG_LEVEL", "warn")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn slo-scaler");
+        let http_base = format!("http://{http_addr}");
+        let me = Self {
+            child,
+            grpc_addr,
+            http_base,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(&http_addr) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                    return me;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "slo-scaler did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for ScalerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The constant-demand fleet used by process-level tests.
+pub fn constant_fleet_config() -> PathBuf {
+    repo_root().join("tests/fixtures/constant-fleet.yaml")
+}
