@@ -194,13 +194,52 @@ impl Snapshot {
     }
 
     /// The desired replicas of a variant, or of the whole model (sum of its variants)
-    /// when `variant` is `None`.
+    /// when `variant` is `None`, with the reason. The hot path ([`Snapshot::replicas`])
+    /// skips building the reason.
     pub fn desired(
         &self,
         model: &str,
         variant: Option<&str>,
         now: Instant,
     ) -> Result<Desired, LookupError> {
+        let (decisions, age) = self.fresh(model, variant, now)?;
+        let picked = || {
+            decisions
+                .iter()
+                .filter(move |d| variant.is_none_or(|v| d.variant == v))
+        };
+        Ok(Desired {
+            replicas: picked().map(|d| d.desired_replicas).sum(),
+            reason: picked()
+                .map(|d| format!("{}: {}", d.variant, d.reason))
+                .collect::<Vec<_>>()
+                .join("; "),
+            age,
+        })
+    }
+
+    /// The desired replicas alone (what every KEDA call needs).
+    pub fn replicas(
+        &self,
+        model: &str,
+        variant: Option<&str>,
+        now: Instant,
+    ) -> Result<f64, LookupError> {
+        let (decisions, _) = self.fresh(model, variant, now)?;
+        Ok(decisions
+            .iter()
+            .filter(|d| variant.is_none_or(|v| d.variant == v))
+            .map(|d| d.desired_replicas)
+            .sum())
+    }
+
+    /// The model's fresh decisions (checked to cover `variant`) and their age.
+    fn fresh(
+        &self,
+        model: &str,
+        variant: Option<&str>,
+        now: Instant,
+    ) -> Result<(&[VariantDecision], Duration), LookupError> {
         self.check_known(model, variant)?;
         let unavailable = |why: String| LookupError::Unavailable {
             model: model.to_string(),
@@ -227,25 +266,14 @@ impl Snapshot {
                 state.last_error.as_deref().unwrap_or("none")
             )));
         }
-        let picked: Vec<&VariantDecision> = decisions
-            .iter()
-            .filter(|d| variant.is_none_or(|v| d.variant == v))
-            .collect();
-        if picked.is_empty() {
+        if let Some(v) = variant
+            && !decisions.iter().any(|d| d.variant == v)
+        {
             return Err(unavailable(format!(
-                "the planner returned no decision for variant {:?}",
-                variant.unwrap_or("")
+                "the planner returned no decision for variant {v:?}"
             )));
         }
-        Ok(Desired {
-            replicas: picked.iter().map(|d| d.desired_replicas).sum(),
-            reason: picked
-                .iter()
-                .map(|d| format!("{}: {}", d.variant, d.reason))
-                .collect::<Vec<_>>()
-                .join("; "),
-            age,
-        })
+        Ok((decisions, age))
     }
 
     /// Folds one evaluation into the next snapshot. Models missing from `decisions`

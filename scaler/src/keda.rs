@@ -109,10 +109,10 @@ impl KedaService {
     /// Validated trigger plus its current desired replicas.
     fn lookup(&self, meta: &TriggerMetadata) -> Result<f64, Status> {
         let snapshot = self.snapshots.borrow().clone();
-        let d = snapshot
-            .desired(&meta.model, meta.variant.as_deref(), Instant::now())
+        let replicas = snapshot
+            .replicas(&meta.model, meta.variant.as_deref(), Instant::now())
             .map_err(lookup_status)?;
-        Ok(keda_quantize(d.replicas))
+        Ok(keda_quantize(replicas))
     }
 
     fn get_metrics_inner(&self, req: GetMetricsRequest) -> Result<GetMetricsResponse, Status> {
@@ -218,8 +218,8 @@ async fn next_transition(
                 }
                 let snapshot = st.rx.borrow_and_update().clone();
                 let active = snapshot
-                    .desired(&st.meta.model, st.meta.variant.as_deref(), Instant::now())
-                    .map(|d| keda_quantize(d.replicas) > st.meta.activation_threshold);
+                    .replicas(&st.meta.model, st.meta.variant.as_deref(), Instant::now())
+                    .map(|r| keda_quantize(r) > st.meta.activation_threshold);
                 // Unknown state counts as inactive so the next `true` is sent.
                 let active = active.unwrap_or(false);
                 let rising = active && !st.last_active;

@@ -137,11 +137,11 @@ impl Telemetry {
                     model: m.name.clone(),
                     variant: v.clone(),
                 };
-                match snapshot.desired(&m.name, Some(v), now) {
-                    Ok(d) => {
+                match snapshot.replicas(&m.name, Some(v), now) {
+                    Ok(r) => {
                         self.desired_replicas
                             .get_or_create(&labels)
-                            .set(crate::hpa::keda_quantize(d.replicas));
+                            .set(crate::hpa::keda_quantize(r));
                         self.decision_available.get_or_create(&labels).set(1);
                     }
                     Err(_) => {
