@@ -166,5 +166,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Latency(args) => crate::commands::latency::run(args),
         Command::Profile(args) => crate::commands::profile::run(args),
         Command::ForecastEval(args) => crate::commands::forecast_eval::run(args),
+        Command::Plan(args) => crate::commands::plan::run(args),
+        Command::Latency(args) => crate::commands::latency::run(args),
+        Command::Profile(args) => crate::commands::profile::run(args),
+        Command::ForecastEval(args) => crate::commands::forecast_eval::run(args),
     }
 }

@@ -13,8 +13,11 @@ pub mod hpa;
 pub mod http;
 pub mod keda;
 pub mod metadata;
+pub mod profile_data;
 pub mod server;
+pub mod sizing;
 pub mod telemetry;
+pub mod trace;
 
 /// Generated from `proto/externalscaler.proto` by `protox` at build time.
 pub mod proto {

@@ -1,1 +1,0 @@
-//! profile (see issue 4).

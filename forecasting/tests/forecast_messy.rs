@@ -1,0 +1,268 @@
+//! The messy-series cases of issue 3, one test each: a brand-new series, idle stretches and
+//! intermittent demand, missing points, negative glitches, a restarted series, bursts.
+
+use forecasting::forecast::burst::BurstConfig;
+use forecasting::forecast::{
+    Basis, ForecastError, Forecaster, ForecasterConfig, HoltWintersConfig, Method,
+};
+
+const INTERVAL_S: f64 = 600.0;
+const DAY: usize = 144;
+
+/// Deterministic noise in [-1, 1) (xorshift), so failures reproduce.
+struct Noise(u64);
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+/// A daily cycle between 50 and 150 requests/s with +-10 % noise.
+fn daily(i: usize, noise: &mut Noise) -> f64 {
+    let phase = (i % DAY) as f64 / DAY as f64 * std::f64::consts::TAU;
+    (100.0 + 50.0 * phase.sin()) * (1.0 + 0.1 * noise.next())
+}
+
+fn forecaster() -> Forecaster {
+    Forecaster::new(ForecasterConfig::new(INTERVAL_S, Method::HoltWinters).unwrap()).unwrap()
+}
+
+#[test]
+fn brand_new_series_answers_honestly_wide_then_narrows() {
+    let mut f = forecaster();
+    let fresh = f.forecast(INTERVAL_S).unwrap();
+    assert_eq!(fresh.basis, Basis::NoData);
+    assert!(fresh.p99().is_infinite() && fresh.quantiles[0] == 0.0);
+
+    f.observe(100.0);
+    let one = f.forecast(INTERVAL_S).unwrap();
+    assert!(matches!(one.basis, Basis::ColdStart { observations: 1 }));
+    assert_eq!(one.mean, 100.0);
+    assert!(one.p95().is_infinite(), "one point cannot bound the spread");
+
+    let mut noise = Noise(7);
+    for i in 1..6 {
+        f.observe(daily(i, &mut noise));
+    }
+    let few = f.forecast(INTERVAL_S).unwrap();
+    assert!(matches!(few.basis, Basis::ColdStart { .. }));
+    let (lo, hi) = few.interval(0.95).unwrap();
+    // The 50 % prior and a t with few degrees of freedom: far wider than the +-10 % noise.
+    assert!(hi - lo > few.mean, "width {} vs mean {}", hi - lo, few.mean);
+
+    for i in 6..(3 * DAY) {
+        f.observe(daily(i, &mut noise));
+    }
+    let warm = f.forecast(INTERVAL_S).unwrap();
+    assert!(
+        matches!(warm.basis, Basis::Calibrated { .. }),
+        "{:?}",
+        warm.basis
+    );
+    let (lo, hi) = warm.interval(0.95).unwrap();
+    assert!(hi - lo < 0.6 * (few.interval(0.95).unwrap().1 - few.interval(0.95).unwrap().0));
+    assert!(
+        f.holt_winters().is_some(),
+        "two days in, Holt-Winters is fitted"
+    );
+}
+
+#[test]
+fn idle_and_intermittent_series_never_forecast_negative() {
+    let mut f = forecaster();
+    let mut noise = Noise(3);
+    for i in 0..(4 * DAY) {
+        // Mostly idle; short bursts of demand every few hours, at a varying phase.
+        let busy = i % 37 < 3 || (i % DAY > 60 && i % DAY < 64);
+        let y = if busy {
+            20.0 + 10.0 * noise.next()
+        } else {
+            0.0
+        };
+        f.observe(y);
+        for steps in [1, 3, 6, 36, 144] {
+            let fc = f.forecast_steps(steps);
+            assert!(fc.mean >= 0.0, "step {i} h {steps}: mean {}", fc.mean);
+            assert!(fc.quantiles.iter().all(|&q| q >= 0.0), "{fc:?}");
+            assert!(fc.quantiles.windows(2).all(|w| w[0] <= w[1]), "{fc:?}");
+        }
+    }
+    // A long idle stretch: the median goes to 0 and the band stays small.
+    for _ in 0..DAY {
+        f.observe(0.0);
+    }
+    let idle = f.forecast(INTERVAL_S).unwrap();
+    assert!(idle.p50() < 5.0, "{idle:?}");
+}
+
+#[test]
+fn missing_points_are_skipped_without_poisoning_the_forecast() {
+    let mut clean = forecaster();
+    let mut gappy = forecaster();
+    let (mut n1, mut n2) = (Noise(11), Noise(11));
+    let mut err_clean = 0.0;
+    let mut err_gappy = 0.0;
+    for i in 0..(5 * DAY) {
+        let y = daily(i, &mut n1);
+        let _ = daily(i, &mut n2);
+        if i >= 3 * DAY {
+            let f1 = clean.forecast_steps(1);
+            let f2 = gappy.forecast_steps(1);
+            assert!(f2.mean.is_finite() && f2.p99().is_finite(), "{f2:?}");
+            err_clean += (y - f1.mean).abs();
+            err_gappy += (y - f2.mean).abs();
+        }
+        clean.observe(y);
+        // Every 5th point lost, and a 2-hour scrape outage on day 3.
+        let lost = i % 5 == 0 || (3 * DAY + 40..3 * DAY + 52).contains(&i);
+        gappy.observe(if lost { f64::NAN } else { y });
+    }
+    assert!(
+        gappy.holt_winters().is_some(),
+        "gaps must not prevent the fit"
+    );
+    assert!(
+        err_gappy < 1.5 * err_clean,
+        "gappy MAE sum {err_gappy} vs clean {err_clean}"
+    );
+}
+
+#[test]
+fn negative_values_count_as_missing() {
+    let mut f = forecaster();
+    let mut noise = Noise(5);
+    for i in 0..(3 * DAY) {
+        f.observe(daily(i, &mut noise));
+    }
+    let before = f.observations();
+    let expected = f.forecast_steps(2);
+    // A counter reset seen as a negative rate, then the next point as usual.
+    f.observe(-5000.0);
+    assert_eq!(f.observations(), before);
+    let after = f.forecast_steps(1);
+    assert!((after.mean - expected.mean).abs() < 0.05 * expected.mean);
+}
+
+#[test]
+fn restarted_series_reanchors_on_the_new_level() {
+    let mut f = forecaster();
+    let mut noise = Noise(9);
+    for i in 0..(3 * DAY) {
+        f.observe(daily(i, &mut noise));
+    }
+    // Redeployed with a quarter of the traffic (same daily shape).
+    f.restart();
+    let mut last = None;
+    for i in (3 * DAY)..(3 * DAY + 6) {
+        let y = 0.25 * daily(i, &mut noise);
+        f.observe(y);
+        last = Some(i);
+    }
+    let next = 0.25 * daily(last.unwrap() + 1, &mut Noise(1));
+    let fc = f.forecast_steps(1);
+    assert!(
+        (fc.mean - next).abs() < 0.3 * next,
+        "after restart: forecast {} vs level {next}",
+        fc.mean
+    );
+}
+
+#[test]
+fn long_gap_reanchors_the_level() {
+    let mut f = forecaster();
+    let mut noise = Noise(13);
+    for i in 0..(3 * DAY) {
+        f.observe(daily(i, &mut noise));
+    }
+    // Half a day without data; demand comes back at twice the level.
+    f.observe_missing(DAY / 2);
+    let i = 3 * DAY + DAY / 2;
+    let y = 2.0 * daily(i, &mut noise);
+    f.observe(y);
+    let fc = f.forecast_steps(1);
+    let next = 2.0 * daily(i + 1, &mut Noise(2));
+    assert!((fc.mean - next).abs() < 0.3 * next, "{} vs {next}", fc.mean);
+}
+
+#[test]
+fn burst_lifts_the_upper_band_and_decays_within_bounds() {
+    let config = ForecasterConfig::new(INTERVAL_S, Method::HoltWinters).unwrap();
+    let mut quiet_config = config.clone();
+    quiet_config.burst = BurstConfig::OFF;
+    let mut with = Forecaster::new(config.clone()).unwrap();
+    let mut without = Forecaster::new(quiet_config).unwrap();
+    let (mut n1, mut n2) = (Noise(17), Noise(17));
+    for i in 0..(3 * DAY) {
+        with.observe(daily(i, &mut n1));
+        without.observe(daily(i, &mut n2));
+    }
+    assert!(!with.burst_active());
+    let base = with.forecast_steps(1).mean;
+    // Demand triples for one interval.
+    with.observe(3.0 * base);
+    without.observe(3.0 * base);
+    assert!(with.burst_active());
+    let lifted = with.forecast_steps(1);
+    let plain = without.forecast_steps(1);
+    assert!(
+        lifted.p95() > plain.p95() + 0.1 * base,
+        "{lifted:?} vs {plain:?}"
+    );
+    assert_eq!(
+        lifted.mean, plain.mean,
+        "the lift raises the band, not the mean"
+    );
+    // Bounded: never more than gain x excess above the un-lifted band.
+    assert!(lifted.p95() - plain.p95() <= config.burst.gain * 2.0 * base + 1e-9);
+    // Quick decay: after 10 half-lives the lift is below 0.1 % of the excess.
+    let half_lives = (10.0 * config.burst.half_life_steps).ceil() as usize;
+    for i in 0..half_lives {
+        let y = daily(3 * DAY + 1 + i, &mut n1);
+        with.observe(y);
+        without.observe(y);
+    }
+    let gap = with.forecast_steps(1).p95() - without.forecast_steps(1).p95();
+    assert!(
+        gap.abs() < 0.001 * 2.0 * base + 0.05 * base,
+        "residual lift {gap}"
+    );
+}
+
+#[test]
+fn holt_winters_cannot_be_fitted_on_too_little_history() {
+    let config = HoltWintersConfig::new(DAY);
+    let short = vec![1.0; DAY + 10];
+    let err = config.fit(&short).unwrap_err();
+    assert!(matches!(
+        err,
+        ForecastError::NotEnoughHistory {
+            expected: 288,
+            got: 154,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("at least 288"), "{err}");
+    let mut noise = Noise(21);
+    let enough: Vec<f64> = (0..3 * DAY).map(|i| daily(i, &mut noise)).collect();
+    let model = config.fit(&enough).unwrap();
+    assert_eq!(model.season_steps(), DAY);
+}
+
+#[test]
+fn invalid_configuration_and_horizons_are_rejected_with_the_value() {
+    let err = ForecasterConfig::new(0.0, Method::HoltWinters).unwrap_err();
+    assert!(err.to_string().contains("interval_s"), "{err}");
+    let mut config =
+        ForecasterConfig::new(60.0, Method::MovingAverage { window_steps: 0 }).unwrap();
+    assert!(Forecaster::new(config.clone()).is_err());
+    config.method = Method::SeasonalNaive;
+    let f = Forecaster::new(config).unwrap();
+    assert!(matches!(
+        f.forecast(2.0 * 86_400.0),
+        Err(ForecastError::InvalidHorizon { .. })
+    ));
+    assert_eq!(f.forecast(61.0).unwrap().horizon_steps, 2);
+}

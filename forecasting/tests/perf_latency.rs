@@ -1,0 +1,265 @@
+//! Latency under load: behaviour the model must show (not its exact numbers).
+use std::time::Instant;
+
+use forecasting::latency::{LatencyError, LatencyModel, RequestMix, TokenDist, predict};
+use forecasting::profile::{DecodeCurve, Lifecycle, Limits, PrefillCurve, Profile, Provenance};
+
+/// Coefficients of the order fitted to the GuideLLM Llama-3.1-8B sweeps.
+fn profile(kv_capacity_tokens: u64, max_batch: u32) -> Profile {
+    Profile {
+        model: "test-8b".into(),
+        gpu: "test-gpu".into(),
+        tensor_parallel: 1,
+        engine: None,
+        prefill: PrefillCurve {
+            base_ms: 14.0,
+            per_token_ms: 0.022,
+            per_token_sq_ms: 3.0e-7,
+        },
+        decode: DecodeCurve {
+            base_ms: 6.5,
+            per_seq_ms: 0.026,
+            per_kv_token_ms: 6.0e-5,
+            mixed_prefill_factor: 0.75,
+        },
+        limits: Limits {
+            kv_capacity_tokens,
+            max_batch,
+        },
+        lifecycle: Lifecycle {
+            cold_start_s: 60.0,
+            wake_from_sleep_s: 5.0,
+        },
+        cost_per_hour: 1.0,
+        provenance: Provenance::default(),
+    }
+}
+
+fn mix(p: f64, o: f64) -> RequestMix {
+    RequestMix::fixed(p, o).expect("valid")
+}
+
+#[test]
+fn idle_replica_gives_single_request_latency() {
+    let prof = profile(400_000, 512);
+    let idle = predict(&prof, &mix(1000.0, 200.0), 0.0, 1).expect("predicts");
+    let single = prof.prefill.time_ms(1.0, 1000.0);
+    for v in [idle.ttft_ms.p50, idle.ttft_ms.p90, idle.ttft_ms.p99] {
+        assert!((v - single).abs() < 1e-3 * single, "{v} vs {single}");
+    }
+    assert!((idle.tpot_ms.p99 - prof.decode.base_ms).abs() < 1e-9);
+    assert!(!idle.saturated && idle.utilization == 0.0);
+}
+
+#[test]
+fn latency_grows_with_rate_and_percentiles_are_ordered() {
+    let m = LatencyModel::new(&profile(400_000, 512), &mix(512.0, 256.0)).expect("model");
+    let sat = m.saturation_rate_per_s();
+    let mut prev = m.predict(0.0, 1).expect("predicts");
+    for i in 1..100 {
+        let p = m.predict(sat * f64::from(i) / 100.0, 1).expect("predicts");
+        for (a, b) in [
+            (prev.ttft_ms.p50, p.ttft_ms.p50),
+            (prev.ttft_ms.p99, p.ttft_ms.p99),
+            (prev.tpot_ms.p50, p.tpot_ms.p50),
+            (prev.tpot_ms.p99, p.tpot_ms.p99),
+            (prev.batch, p.batch),
+        ] {
+            assert!(b >= a - 1e-9, "not monotone at {i}%: {a} -> {b}");
+        }
+        assert!(p.ttft_ms.p50 <= p.ttft_ms.p90 && p.ttft_ms.p90 <= p.ttft_ms.p99);
+        assert!(p.tpot_ms.p50 <= p.tpot_ms.p90 && p.tpot_ms.p90 <= p.tpot_ms.p99);
+        prev = p;
+    }
+}
+
+#[test]
+fn continuous_batching_obeys_littles_law() {
+    let m = LatencyModel::new(&profile(400_000, 512), &mix(512.0, 256.0)).expect("model");
+    let rate = 0.6 * m.saturation_rate_per_s();
+    let p = m.predict(rate, 1).expect("predicts");
+    // Running batch = arrival rate × decode residence time (output tokens × step).
+    let little = rate * 256.0 * p.step_ms / 1000.0;
+    assert!(
+        (p.batch / little - 1.0).abs() < 1e-9,
+        "{} vs {little}",
+        p.batch
+    );
+    // A bigger batch makes every step slower than a lone request's.
+    assert!(p.tpot_ms.p50 > 1.5 * profile(400_000, 512).decode.base_ms);
+}
+
+#[test]
+fn ttft_rises_sharply_near_saturation_and_is_unbounded_beyond() {
+    let m = LatencyModel::new(&profile(400_000, 256), &mix(256.0, 256.0)).expect("model");
+    let sat = m.saturation_rate_per_s();
+    let half = m.predict(0.5 * sat, 1).expect("predicts");
+    let near = m.predict(0.995 * sat, 1).expect("predicts");
+    assert!(!near.saturated);
+    assert!(
+        near.ttft_ms.p99 > 3.0 * half.ttft_ms.p99,
+        "{near:?} vs {half:?}"
+    );
+    let over = m.predict(1.01 * sat, 1).expect("predicts");
+    assert!(over.saturated && over.utilization > 1.0);
+    assert!(over.ttft_ms.p50.is_infinite());
+    // TPOT stays finite: the running batch is capped at the limit.
+    assert!(over.tpot_ms.p99.is_finite());
+}
+
+#[test]
+fn smaller_kv_cache_saturates_earlier_and_queues_sooner() {
+    let work = mix(2000.0, 1000.0);
+    let big = LatencyModel::new(&profile(2_000_000, 1024), &work).expect("model");
+    let small = LatencyModel::new(&profile(100_000, 1024), &work).expect("model");
+    assert!(small.saturation_rate_per_s() < 0.8 * big.saturation_rate_per_s());
+    let rate = 0.95 * small.saturation_rate_per_s();
+    let (s, b) = (
+        small.predict(rate, 1).expect("p"),
+        big.predict(rate, 1).expect("p"),
+    );
+    assert!(s.ttft_ms.p99 > b.ttft_ms.p99, "{s:?} vs {b:?}");
+}
+
+#[test]
+fn long_prompts_interfere_with_decode() {
+    let prof = profile(2_000_000, 1024);
+    let short = predict(&prof, &mix(100.0, 200.0), 5.0, 1).expect("p");
+    let long = predict(&prof, &mix(4000.0, 200.0), 5.0, 1).expect("p");
+    assert!(
+        long.tpot_ms.p50 > short.tpot_ms.p50 * 1.1,
+        "{long:?} vs {short:?}"
+    );
+}
+
+#[test]
+fn overlapping_prefill_slows_decode_less_but_compute_still_bounds() {
+    let work = mix(4000.0, 64.0);
+    let mut hidden = profile(2_000_000, 1024);
+    hidden.decode.mixed_prefill_factor = 0.3;
+    let full = profile(2_000_000, 1024);
+    let (h, f) = (
+        predict(&hidden, &work, 5.0, 1).expect("p"),
+        predict(&full, &work, 5.0, 1).expect("p"),
+    );
+    assert!(h.tpot_ms.p50 < f.tpot_ms.p50, "{h:?} vs {f:?}");
+    // Prefill-bound mix: saturation is the GPU's compute, whatever the overlap.
+    let sat = |p: &Profile| {
+        LatencyModel::new(p, &work)
+            .expect("m")
+            .saturation_rate_per_s()
+    };
+    let work_ms = full.prefill.work_ms(4000.0) + 64.0 * (0.026 + 6.0e-5 * 4032.0);
+    assert!((sat(&hidden) - 1000.0 / work_ms).abs() < 1e-9 * sat(&hidden));
+    assert!(sat(&full) <= sat(&hidden));
+}
+
+#[test]
+fn replicas_split_the_load() {
+    let prof = profile(400_000, 512);
+    let work = mix(512.0, 256.0);
+    let one = predict(&prof, &work, 10.0, 1).expect("p");
+    let four = predict(&prof, &work, 40.0, 4).expect("p");
+    assert_eq!(one, four);
+    let more = predict(&prof, &work, 40.0, 8).expect("p");
+    assert!(more.ttft_ms.p99 < four.ttft_ms.p99 && more.tpot_ms.p50 < four.tpot_ms.p50);
+    assert_eq!(predict(&prof, &work, 1.0, 0), Err(LatencyError::NoReplicas));
+    assert_eq!(
+        predict(&prof, &work, -1.0, 1),
+        Err(LatencyError::BadRate(-1.0))
+    );
+}
+
+#[test]
+fn prompt_spread_widens_the_ttft_tail() {
+    let prof = profile(2_000_000, 1024);
+    let constant = mix(1000.0, 200.0);
+    let spread = RequestMix {
+        prompt_tokens: TokenDist::from_weighted(&[(100.0, 0.5), (1900.0, 0.5)]).expect("d"),
+        output_tokens: TokenDist::constant(200.0).expect("d"),
+    };
+    let c = predict(&prof, &constant, 2.0, 1).expect("p");
+    let s = predict(&prof, &spread, 2.0, 1).expect("p");
+    assert!(s.ttft_ms.p99 > c.ttft_ms.p99 && s.ttft_ms.p50 < c.ttft_ms.p99);
+}
+
+#[test]
+fn distribution_file_format() {
+    let d = TokenDist::parse("# prompt lengths\n100\n300 # a comment\n\n200\n").expect("samples");
+    assert!((d.mean() - 200.0).abs() < 1e-12);
+    let w = TokenDist::parse("100,3\n500 1\n").expect("weighted");
+    assert!((w.mean() - 200.0).abs() < 1e-12);
+    assert!(matches!(
+        TokenDist::parse("100,1,2\n"),
+        Err(LatencyError::BadLine { line: 1, .. })
+    ));
+    assert!(matches!(
+        TokenDist::parse("abc\n"),
+        Err(LatencyError::BadLine { .. })
+    ));
+    assert_eq!(
+        TokenDist::parse("# nothing\n"),
+        Err(LatencyError::EmptyDistribution)
+    );
+    assert!(matches!(
+        TokenDist::parse("-5\n"),
+        Err(LatencyError::BadValue { .. })
+    ));
+    // Many samples are binned, keeping the mean exactly.
+    let samples: Vec<f64> = (0..10_000).map(|i| f64::from((i * 7919) % 4096)).collect();
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    let binned = TokenDist::from_samples(&samples).expect("d");
+    assert!(binned.points().len() <= forecasting::latency::MAX_DIST_POINTS);
+    assert!((binned.mean() / mean - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_prediction_costs_microseconds() {
+    let samples: Vec<f64> = (0..5000)
+        .map(|i| 50.0 + f64::from((i * 37) % 3000))
+        .collect();
+    let work = RequestMix {
+        prompt_tokens: TokenDist::from_samples(&samples).expect("d"),
+        output_tokens: TokenDist::from_samples(&samples).expect("d"),
+    };
+    let m = LatencyModel::new(&profile(400_000, 512), &work).expect("model");
+    let sat = m.saturation_rate_per_s();
+    let n = 2000;
+    let start = Instant::now();
+    let mut acc = 0.0;
+    for i in 0..n {
+        acc += m
+            .predict(sat * f64::from(i) / f64::from(n), 1)
+            .expect("p")
+            .ttft_ms
+            .p99;
+    }
+    let per_call = start.elapsed() / n;
+    assert!(acc.is_finite());
+    // Debug build, shared 2-core machine: generous bound; release figures in BENCHMARKS.md.
+    assert!(per_call.as_micros() < 5000, "{per_call:?} per prediction");
+}
+
+#[test]
+fn an_invalid_profile_built_in_code_is_rejected() {
+    let mut bad = profile(400_000, 512);
+    bad.decode.base_ms = 0.0;
+    assert!(matches!(
+        LatencyModel::new(&bad, &mix(100.0, 100.0)),
+        Err(LatencyError::Profile(_))
+    ));
+}
+
+#[test]
+fn huge_slot_counts_stay_cheap_and_consistent() {
+    // Millions of slots: the KV limit never binds, the GPU's compute does.
+    let big = profile(u64::MAX / 4, u32::MAX);
+    let m = LatencyModel::new(&big, &mix(64.0, 64.0)).expect("model");
+    let sat = m.saturation_rate_per_s();
+    let work_ms = big.prefill.work_ms(64.0) + 64.0 * (0.026 + 6.0e-5 * 96.0);
+    assert!((sat - 1000.0 / work_ms).abs() < 1e-9 * sat);
+    let start = Instant::now();
+    let p = m.predict(0.9 * sat, 1).expect("p");
+    assert!(start.elapsed().as_millis() < 100, "{:?}", start.elapsed());
+    assert!(p.ttft_ms.p99.is_finite() && !p.saturated);
+}
