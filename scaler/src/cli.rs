@@ -51,6 +51,8 @@ pub enum Command {
     Profile(crate::commands::profile::ProfileArgs),
     /// Rolling-origin evaluation of the demand forecasters on a real trace.
     ForecastEval(crate::commands::forecast_eval::ForecastEvalArgs),
+    /// Solve one sizing problem (JSON): replicas per GPU variant at the least cost.
+    Plan(crate::commands::plan::PlanArgs),
 }
 
 /// `serve` flags; each overrides the config file.
@@ -167,8 +169,5 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Profile(args) => crate::commands::profile::run(args),
         Command::ForecastEval(args) => crate::commands::forecast_eval::run(args),
         Command::Plan(args) => crate::commands::plan::run(args),
-        Command::Latency(args) => crate::commands::latency::run(args),
-        Command::Profile(args) => crate::commands::profile::run(args),
-        Command::ForecastEval(args) => crate::commands::forecast_eval::run(args),
     }
 }
