@@ -5,6 +5,7 @@
 //! - [`profile`], [`latency`], [`capacity`]: the per-GPU performance model — what TTFT and
 //!   TPOT a replica gives under load, and the highest load it sustains within an SLO.
 pub mod capacity;
+pub mod correction;
 pub mod forecast;
 pub mod latency;
 pub mod profile;

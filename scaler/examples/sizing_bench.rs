@@ -60,7 +60,9 @@ fn main() {
             models: vec![model(0, nv, &mut s)],
             inventory: None,
         };
-        time(&format!("one model, {nv} variants"), 2000, || plan_fleet(&p).unwrap());
+        time(&format!("one model, {nv} variants"), 2000, || {
+            plan_fleet(&p).unwrap()
+        });
     }
     for (n, nv) in [(1_000, 4), (10_000, 4), (10_000, 8)] {
         let models: Vec<ModelSpec> = (0..n).map(|i| model(i, nv, &mut s)).collect();
@@ -68,13 +70,18 @@ fn main() {
             models: models.clone(),
             inventory: Some(TYPES.iter().map(|t| (t.to_string(), 10_000_000)).collect()),
         };
-        time(&format!("{n} models x {nv} variants, inventory loose"), 3, || plan_fleet(&loose).unwrap());
+        time(
+            &format!("{n} models x {nv} variants, inventory loose"),
+            3,
+            || plan_fleet(&loose).unwrap(),
+        );
         // Short: about half of what the fleet would use alone.
         let alone = plan_fleet(&loose).unwrap();
         let mut used: BTreeMap<String, u32> = BTreeMap::new();
         for (m, p) in models.iter().zip(&alone.models) {
             for v in &m.variants {
-                *used.entry(v.gpu_type.clone()).or_default() += p.replicas[&v.name] * v.gpus_per_replica;
+                *used.entry(v.gpu_type.clone()).or_default() +=
+                    p.replicas[&v.name] * v.gpus_per_replica;
             }
         }
         let short = Problem {

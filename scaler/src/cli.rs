@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, TlsConfig};
-use crate::demo::CapacityRulePlanner;
+use crate::planner::FleetPlanner;
 use crate::server::{ServeOptions, start};
 
 /// SLO-driven autoscaler for LLM serving: a KEDA external scaler.
@@ -122,7 +122,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.config.is_none() {
         tracing::info!("no --config: serving the embedded demo fleet");
     }
-    let planner = CapacityRulePlanner::new(&config);
+    let base_dir = args
+        .config
+        .as_deref()
+        .and_then(|p| p.parent())
+        .map(|d| d.to_path_buf());
+    let planner = FleetPlanner::try_new(&config, base_dir.as_deref())
+        .context("building the planner (metrics sources, profiles, capacity under each SLO)")?;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    // History for forecasters: loaded before serving; a failure is logged, not fatal
+    // (the scaler can size from live data; history fills in as it runs).
+    match planner.demand_sources().backfill(now_s).await {
+        Ok(loaded) if !loaded.is_empty() => {
+            tracing::info!(?loaded, "demand history loaded from Prometheus")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "demand history backfill failed; serving without it"),
+    }
     let running = start(
         planner,
         ServeOptions {

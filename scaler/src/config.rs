@@ -10,9 +10,36 @@
 //! | `evaluation.interval_s` | `5` | time between evaluations of every model |
 //! | `evaluation.timeout_s` | `2` | bound on one evaluation (backend calls included) |
 //! | `evaluation.stale_after_s` | `120` | a decision older than this is reported `UNAVAILABLE` |
+//! | `models[].slo` | absent = capacity rule | `{ttft_ms, tpot_ms, percentile: p50\|p90\|p99, attainment}`: size by the SLO pipeline |
+//! | `models[].slo.attainment` | `0.95` | share of time demand must be covered; picks the forecast quantile |
+//! | `models[].priority` | `0` | higher goes first when GPUs are short |
+//! | `models[].variants[].gpus_per_replica` | `1` | GPUs one replica holds |
+//! | `models[].variants[].gpu_type` | the profile's `gpu` | key of `sizing.inventory` |
+//! | `sizing.inventory` | unlimited | free GPUs per GPU type, shared by all models |
+//! | `sizing.forecast_interval_s` | `60` | interval of the demand series the forecasters see |
+//! | `sizing.stabilization.scale_down_window_s` | `300` | plans within this window bound a scale-down |
+//! | `sizing.stabilization.hpa_tolerance` | `0.1` | changes the HPA would ignore are never proposed |
 //! | `models[].variants[].share` | `1` | weight in splitting the model's demand across its variants |
 //! | `models[].variants[].min_replicas` | `0` | floor on the desired replicas |
 //! | `models[].variants[].max_replicas` | none | ceiling on the desired replicas |
+//! | `models[].demand.served_name` | the model's `name` | value of the engine's model label (`prometheus`, `scrape` kinds) |
+//! | `models[].demand.model_label` | the engine preset's (`model_name` for vLLM/SGLang, none for TGI) | label naming the model |
+//! | `models[].demand.matchers` | none | extra PromQL label matchers, e.g. `job="vllm"` |
+//! | `models[].demand.variant_label` | none | Prometheus label telling variants apart (reported per variant) |
+//! | `metrics.stale_after_s` | `30` | metrics data older than this is stale: the model is unavailable |
+//! | `metrics.rate_window_s` | `60` | window of rates and latency quantiles |
+//! | `metrics.prometheus.url` | required with `kind: prometheus` | base URL, e.g. `http://prometheus:9090` |
+//! | `metrics.prometheus.timeout_s` | `1` | per request (connect included) |
+//! | `metrics.prometheus.retries` | `2` | retries of connection errors, timeouts, 429 and 5xx |
+//! | `metrics.prometheus.backoff_s` | `0.1` | first retry delay; doubles, with ±50 % jitter |
+//! | `metrics.prometheus.bearer_token_file` | none | `Authorization: Bearer <file content>` |
+//! | `metrics.prometheus.basic_auth` | none | `{username, password_file}` |
+//! | `metrics.prometheus.ca_file` | system roots | PEM CA bundle trusted for `https` (only these roots) |
+//! | `metrics.prometheus.history_days` | `0` | demand history backfilled at start (range queries) |
+//! | `metrics.prometheus.history_step_s` | `60` | step of the backfilled history |
+//! | `metrics.scrape.endpoints` | required with `kind: scrape` | `[{url, model, variant}]`, one per engine replica |
+//! | `metrics.scrape.timeout_s` | `1` | per scrape |
+//! | `metrics.scrape.history_len` | `600` | scrapes kept per endpoint (memory bound) |
 //!
 //! Command-line flags (and their `SLO_SCALER_*` environment variables) override the file.
 
@@ -31,8 +58,127 @@ pub struct Config {
     /// The evaluation loop.
     #[serde(default)]
     pub evaluation: EvaluationConfig,
+    /// Where observed demand comes from (Prometheus, direct scrapes).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The SLO pipeline's fleet-wide settings (inventory, forecasting, stabilisation).
+    #[serde(default)]
+    pub sizing: SizingConfig,
     /// The models to scale.
     pub models: Vec<ModelConfig>,
+}
+
+/// Metrics sources shared by the models whose demand is observed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Data older than this is stale, seconds.
+    pub stale_after_s: f64,
+    /// Window of rates and quantiles, seconds.
+    pub rate_window_s: f64,
+    /// The Prometheus to query.
+    pub prometheus: Option<PrometheusConfig>,
+    /// Engine endpoints to scrape directly.
+    pub scrape: Option<ScrapeConfig>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            stale_after_s: 30.0,
+            rate_window_s: 60.0,
+            prometheus: None,
+            scrape: None,
+        }
+    }
+}
+
+/// Connection to a Prometheus HTTP API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Base URL.
+    pub url: String,
+    /// Per-request timeout, seconds.
+    #[serde(default = "default_one")]
+    pub timeout_s: f64,
+    /// Retries after the first attempt.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// First retry delay, seconds.
+    #[serde(default = "default_backoff_s")]
+    pub backoff_s: f64,
+    /// File holding a bearer token.
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic auth.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// PEM CA bundle for https.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Days of demand history loaded at start.
+    #[serde(default)]
+    pub history_days: f64,
+    /// Step of that history, seconds.
+    #[serde(default = "default_history_step_s")]
+    pub history_step_s: f64,
+}
+
+/// HTTP basic auth; the password is read from a file (a mounted Secret).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    /// User name.
+    pub username: String,
+    /// File holding the password.
+    pub password_file: PathBuf,
+}
+
+/// Direct scraping of engine `/metrics` endpoints.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// One entry per engine replica.
+    pub endpoints: Vec<ScrapeEndpointConfig>,
+    /// Per-scrape timeout, seconds.
+    #[serde(default = "default_one")]
+    pub timeout_s: f64,
+    /// Scrapes kept per endpoint.
+    #[serde(default = "default_history_len")]
+    pub history_len: usize,
+}
+
+/// One engine replica.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeEndpointConfig {
+    /// URL of its metrics (`http://host:port/metrics`).
+    pub url: String,
+    /// The scaler model it serves (one of `models[].name`).
+    pub model: String,
+    /// The variant it runs on (one of the model's variants).
+    pub variant: String,
+}
+
+/// How one model's demand is read from engine metrics.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedDemand {
+    /// The engine (picks the metric-name preset).
+    pub engine: crate::metrics::Engine,
+    /// The model label's value on the engine's series; defaults to the model's name.
+    #[serde(default)]
+    pub served_name: Option<String>,
+    /// The label naming the model; defaults to the engine preset's.
+    #[serde(default)]
+    pub model_label: Option<String>,
+    /// Extra PromQL label matchers (Prometheus only).
+    #[serde(default)]
+    pub matchers: Option<String>,
+    /// The Prometheus label telling variants apart.
+    #[serde(default)]
+    pub variant_label: Option<String>,
 }
 
 /// Listening addresses and TLS.
@@ -100,6 +246,17 @@ pub struct ModelConfig {
     pub name: String,
     /// GPU variants serving the model.
     pub variants: Vec<VariantConfig>,
+    /// The latency objective. With it, the model is sized by the SLO pipeline (demand
+    /// forecast → capacity per replica from each variant's profile → least-cost plan);
+    /// without it, by the capacity rule (`capacity_rps`).
+    #[serde(default)]
+    pub slo: Option<SloConfig>,
+    /// Prompt and output lengths of the model's requests (required with `slo`).
+    #[serde(default)]
+    pub request_mix: Option<RequestMixConfig>,
+    /// Higher goes first when GPUs are short (SLO pipeline).
+    #[serde(default)]
+    pub priority: i32,
     /// Where the model's demand comes from.
     pub demand: DemandConfig,
 }
@@ -110,8 +267,20 @@ pub struct ModelConfig {
 pub struct VariantConfig {
     /// Variant name, as trigger metadata names it.
     pub name: String,
-    /// Requests per second one replica serves within the SLO.
+    /// Requests per second one replica serves within the SLO (capacity rule only: with
+    /// `slo`, capacity comes from the profile and this must be absent).
+    #[serde(default)]
     pub capacity_rps: f64,
+    /// Performance profile (SLO pipeline): a YAML file (relative to the config file) or
+    /// `builtin/<name>` for a profile shipped in `docs/profiles/`.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// GPU type, the key of `inventory` (SLO pipeline; default: the profile's `gpu`).
+    #[serde(default)]
+    pub gpu_type: Option<String>,
+    /// GPUs one replica holds (SLO pipeline).
+    #[serde(default = "default_gpus_per_replica")]
+    pub gpus_per_replica: u32,
     /// Weight of this variant in splitting the model's demand (normalised over the
     /// model's variants).
     #[serde(default = "default_share")]
@@ -124,8 +293,7 @@ pub struct VariantConfig {
     pub max_replicas: Option<f64>,
 }
 
-/// A model's demand source. Real sources (Prometheus, engine scrapes) come with the
-/// metrics issue; these two need no backend.
+/// A model's demand source: fixed, synthetic, or observed from engine metrics.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum DemandConfig {
@@ -136,6 +304,10 @@ pub enum DemandConfig {
     },
     /// A synthetic daily cycle with bursts and idle spells (the demo fleet).
     Synthetic(SyntheticDemand),
+    /// Observed through `metrics.prometheus`.
+    Prometheus(ObservedDemand),
+    /// Observed by scraping `metrics.scrape.endpoints` directly.
+    Scrape(ObservedDemand),
 }
 
 /// Parameters of the synthetic demand curve; see [`crate::demo`].
@@ -166,6 +338,78 @@ pub struct SyntheticDemand {
     /// Seed for which slots burst.
     #[serde(default)]
     pub seed: u64,
+}
+
+fn default_one() -> f64 {
+    1.0
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_backoff_s() -> f64 {
+    0.1
+}
+fn default_history_step_s() -> f64 {
+    60.0
+}
+fn default_history_len() -> usize {
+    600
+}
+fn default_gpus_per_replica() -> u32 {
+    1
+}
+fn default_attainment() -> f64 {
+    0.95
+}
+fn default_forecast_interval_s() -> f64 {
+    60.0
+}
+
+/// A model's latency objective.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloConfig {
+    /// Bound on time to first token, milliseconds.
+    pub ttft_ms: f64,
+    /// Bound on time per output token, milliseconds.
+    pub tpot_ms: f64,
+    /// Percentile at which both bounds apply: `p50`, `p90` or `p99`.
+    pub percentile: forecasting::latency::Percentile,
+    /// Share of time demand must be covered (0.5..=0.99): picks the forecast quantile.
+    #[serde(default = "default_attainment")]
+    pub attainment: f64,
+}
+
+/// Mean prompt and output lengths of a model's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMixConfig {
+    /// Mean prompt tokens.
+    pub prompt_tokens: f64,
+    /// Mean output tokens.
+    pub output_tokens: f64,
+}
+
+/// The SLO pipeline's fleet-wide settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SizingConfig {
+    /// Free GPUs per GPU type shared by all models; absent = unlimited.
+    pub inventory: Option<std::collections::BTreeMap<String, u32>>,
+    /// Interval of the demand series fed to the forecasters, seconds.
+    pub forecast_interval_s: f64,
+    /// Scale-down stabilisation and HPA tolerance.
+    pub stabilization: crate::stabilization::StabilizerSettings,
+}
+
+impl Default for SizingConfig {
+    fn default() -> Self {
+        Self {
+            inventory: None,
+            forecast_interval_s: default_forecast_interval_s(),
+            stabilization: crate::stabilization::StabilizerSettings::default(),
+        }
+    }
 }
 
 fn default_share() -> f64 {
@@ -278,7 +522,22 @@ impl Config {
                 if !vnames.insert(v.name.as_str()) {
                     return Err(format!("{at}.name: variant {:?} is listed twice", v.name));
                 }
-                positive(&format!("{at}.capacity_rps"), v.capacity_rps)?;
+                if m.slo.is_some() {
+                    if v.capacity_rps != 0.0 {
+                        return Err(format!(
+                            "{at}.capacity_rps: with `slo` the capacity comes from the variant's profile; remove capacity_rps"
+                        ));
+                    }
+                    if v.profile.is_none() {
+                        return Err(format!(
+                            "{at}.profile: required with `slo` (a profile YAML file or builtin/<name>)"
+                        ));
+                    }
+                } else {
+                    positive(&format!("{at}.capacity_rps"), v.capacity_rps).map_err(|e| {
+                        format!("{e} (required for a model sized by the capacity rule, i.e. without `slo`)")
+                    })?;
+                }
                 non_negative(&format!("{at}.share"), v.share)?;
                 non_negative(&format!("{at}.min_replicas"), v.min_replicas)?;
                 if let Some(max) = v.max_replicas {
@@ -296,6 +555,29 @@ impl Config {
                     "{at}.variants: shares sum to 0; at least one must be > 0"
                 ));
             }
+            if let Some(slo) = &m.slo {
+                positive(&format!("{at}.slo.ttft_ms"), slo.ttft_ms)?;
+                positive(&format!("{at}.slo.tpot_ms"), slo.tpot_ms)?;
+                if !(0.5..=0.99).contains(&slo.attainment) {
+                    return Err(format!(
+                        "{at}.slo.attainment: expected a number in [0.5, 0.99], got {}",
+                        slo.attainment
+                    ));
+                }
+                let Some(mix) = &m.request_mix else {
+                    return Err(format!(
+                        "{at}.request_mix: required with `slo` ({{prompt_tokens, output_tokens}})"
+                    ));
+                };
+                positive(
+                    &format!("{at}.request_mix.prompt_tokens"),
+                    mix.prompt_tokens,
+                )?;
+                positive(
+                    &format!("{at}.request_mix.output_tokens"),
+                    mix.output_tokens,
+                )?;
+            }
             match &m.demand {
                 DemandConfig::Constant { rps } => non_negative(&format!("{at}.demand.rps"), *rps)?,
                 DemandConfig::Synthetic(s) => {
@@ -312,6 +594,74 @@ impl Config {
                         s.burst_probability,
                     )?;
                     non_negative(&format!("{at}.demand.burst_factor"), s.burst_factor)?;
+                }
+                DemandConfig::Prometheus(_) if self.metrics.prometheus.is_none() => {
+                    return Err(format!(
+                        "{at}.demand: kind prometheus needs a metrics.prometheus section (url at least)"
+                    ));
+                }
+                DemandConfig::Scrape(_) => {
+                    let has = self
+                        .metrics
+                        .scrape
+                        .as_ref()
+                        .is_some_and(|s| s.endpoints.iter().any(|e| e.model == m.name));
+                    if !has {
+                        return Err(format!(
+                            "{at}.demand: kind scrape needs metrics.scrape.endpoints entries with model {:?}",
+                            m.name
+                        ));
+                    }
+                }
+                DemandConfig::Prometheus(_) => {}
+            }
+        }
+        self.validate_metrics()
+    }
+
+    fn validate_metrics(&self) -> Result<(), String> {
+        let m = &self.metrics;
+        positive("metrics.stale_after_s", m.stale_after_s)?;
+        positive("metrics.rate_window_s", m.rate_window_s)?;
+        if let Some(p) = &m.prometheus {
+            positive("metrics.prometheus.timeout_s", p.timeout_s)?;
+            non_negative("metrics.prometheus.backoff_s", p.backoff_s)?;
+            non_negative("metrics.prometheus.history_days", p.history_days)?;
+            positive("metrics.prometheus.history_step_s", p.history_step_s)?;
+            if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+                return Err(format!(
+                    "metrics.prometheus.url: expected an http:// or https:// URL, got {:?}",
+                    p.url
+                ));
+            }
+        }
+        if let Some(s) = &m.scrape {
+            positive("metrics.scrape.timeout_s", s.timeout_s)?;
+            if s.history_len < 2 {
+                return Err(format!(
+                    "metrics.scrape.history_len: expected at least 2 (a rate needs two scrapes), got {}",
+                    s.history_len
+                ));
+            }
+            for (i, e) in s.endpoints.iter().enumerate() {
+                let at = format!("metrics.scrape.endpoints[{i}]");
+                if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
+                    return Err(format!(
+                        "{at}.url: expected an http(s) URL, got {:?}",
+                        e.url
+                    ));
+                }
+                let Some(model) = self.models.iter().find(|x| x.name == e.model) else {
+                    return Err(format!(
+                        "{at}.model: {:?} is not one of models[].name",
+                        e.model
+                    ));
+                };
+                if !model.variants.iter().any(|v| v.name == e.variant) {
+                    return Err(format!(
+                        "{at}.variant: model {:?} has no variant {:?}",
+                        e.model, e.variant
+                    ));
                 }
             }
         }
@@ -377,5 +727,33 @@ mod tests {
         let yaml = "models:\n  - name: m\n    variants: [{name: a, capacity_rps: 1}, {name: a, capacity_rps: 1}]\n    demand: {kind: constant, rps: 1}\n";
         let err = Config::from_yaml(yaml, "x.yaml").unwrap_err().to_string();
         assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn observed_demand_parses_and_needs_its_source() {
+        let yaml = "metrics:\n  stale_after_s: 5\n  prometheus: {url: 'http://127.0.0.1:9', history_days: 7}\n  scrape:\n    endpoints: [{url: 'http://127.0.0.1:1/metrics', model: m, variant: a}]\nmodels:\n  - name: m\n    variants: [{name: a, capacity_rps: 1}]\n    demand: {kind: prometheus, engine: vllm, served_name: meta/m, variant_label: gpu}\n";
+        let c = Config::from_yaml(yaml, "x.yaml").unwrap();
+        let p = c.metrics.prometheus.as_ref().unwrap();
+        assert_eq!((p.timeout_s, p.retries, p.history_days), (1.0, 2, 7.0));
+        assert_eq!(c.metrics.rate_window_s, 60.0);
+        let DemandConfig::Prometheus(d) = &c.models[0].demand else {
+            panic!()
+        };
+        assert_eq!(d.engine, crate::metrics::Engine::Vllm);
+        let no_prom = "models:\n  - name: m\n    variants: [{name: a, capacity_rps: 1}]\n    demand: {kind: prometheus, engine: tgi}\n";
+        let err = Config::from_yaml(no_prom, "x.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.prometheus"), "{err}");
+        let bad_variant = yaml.replace("variant: a}", "variant: zz}");
+        let err = Config::from_yaml(&bad_variant, "x.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no variant \"zz\""), "{err}");
+        let bad_engine = yaml.replace("engine: vllm", "engine: llamacpp");
+        let err = Config::from_yaml(&bad_engine, "x.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("llamacpp"), "{err}");
     }
 }

@@ -6,13 +6,18 @@
 //! and is replaced by forecasting and cost-based sizing in later work.
 //!
 //! The synthetic curve is a pure function of wall-clock time, so every replica of the
-//! scaler (and every restart) agrees on it.
+//! scaler (and every restart) agrees on it. Demand itself comes from
+//! [`crate::metrics::demand::DemandSources`] (fixed, synthetic, Prometheus or direct
+//! scrape); the rule here only turns requests/s into replicas, and a model whose demand is
+//! unknown gets `ModelOutcome::Unavailable`, never a zero.
 
 use std::f64::consts::PI;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, DemandConfig, ModelConfig, SyntheticDemand};
 use crate::decision::{Catalog, ModelDecision, ModelInfo, ModelOutcome, Planner, VariantDecision};
+use crate::metrics::MetricsError;
+use crate::metrics::demand::DemandSources;
 
 /// Requests per second of a synthetic model at `t_s` seconds since the Unix epoch.
 pub fn synthetic_rps(d: &SyntheticDemand, t_s: f64) -> f64 {
@@ -49,31 +54,63 @@ pub fn demand_rps(demand: &DemandConfig, t_s: f64) -> f64 {
     match demand {
         DemandConfig::Constant { rps } => *rps,
         DemandConfig::Synthetic(s) => synthetic_rps(s, t_s),
+        // Observed kinds are read by `DemandSources`, never here; no number is invented.
+        DemandConfig::Prometheus(_) | DemandConfig::Scrape(_) => f64::NAN,
     }
 }
 
 /// Plans every configured model with the capacity rule.
-#[derive(Debug, Clone)]
 pub struct CapacityRulePlanner {
     models: Vec<ModelConfig>,
+    demand: DemandSources,
 }
 
 impl CapacityRulePlanner {
     /// A planner for the models of a configuration.
+    ///
+    /// # Panics
+    /// If the metrics clients cannot be built (unreadable CA or token file); use
+    /// [`CapacityRulePlanner::try_new`] to handle that.
     pub fn new(config: &Config) -> Self {
-        Self {
-            models: config.models.clone(),
-        }
+        Self::try_new(config).expect("metrics sources of the config can be built")
     }
 
-    /// Decisions for every model at `t_s` seconds since the epoch (pure).
+    /// A planner for the models of a configuration, building its metrics sources.
+    pub fn try_new(config: &Config) -> Result<Self, MetricsError> {
+        Ok(Self {
+            models: config.models.clone(),
+            demand: DemandSources::from_config(config)?,
+        })
+    }
+
+    /// The demand sources (for backfill at start and history for forecasters).
+    pub fn demand_sources(&self) -> &DemandSources {
+        &self.demand
+    }
+
+    /// Decisions for every model at `t_s` seconds since the epoch, with fixed or
+    /// synthetic demand (pure; observed models are unavailable here).
     pub fn plan_at(&self, t_s: f64) -> Vec<ModelDecision> {
-        self.models.iter().map(|m| plan_model(m, t_s)).collect()
+        self.models
+            .iter()
+            .map(|m| match &m.demand {
+                DemandConfig::Constant { .. } | DemandConfig::Synthetic(_) => {
+                    plan_model(m, demand_rps(&m.demand, t_s), "")
+                }
+                _ => ModelDecision {
+                    model: m.name.clone(),
+                    outcome: ModelOutcome::Unavailable(
+                        "observed demand needs an evaluation".into(),
+                    ),
+                },
+            })
+            .collect()
     }
 }
 
-fn plan_model(m: &ModelConfig, t_s: f64) -> ModelDecision {
-    let demand = demand_rps(&m.demand, t_s);
+/// The capacity rule for one model given its demand (pure). `detail` says where the
+/// demand came from and is appended to each reason.
+pub fn plan_model(m: &ModelConfig, demand: f64, detail: &str) -> ModelDecision {
     let total_share: f64 = m.variants.iter().map(|v| v.share).sum();
     let decisions = m
         .variants
@@ -91,6 +128,10 @@ fn plan_model(m: &ModelConfig, t_s: f64) -> ModelDecision {
                 reason.push_str(&format!(", raised to min_replicas {}", v.min_replicas));
             } else if desired < raw {
                 reason.push_str(&format!(", capped at max_replicas {max}"));
+            }
+            if !detail.is_empty() {
+                reason.push_str("; ");
+                reason.push_str(detail);
             }
             VariantDecision {
                 variant: v.name.clone(),
@@ -118,7 +159,21 @@ impl Planner for CapacityRulePlanner {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        self.plan_at(t_s)
+        let mut readings = self.demand.read(t_s).await;
+        self.models
+            .iter()
+            .map(|m| match readings.remove(&m.name) {
+                Some(Ok(r)) => plan_model(m, r.requests_per_s, &r.detail),
+                Some(Err(why)) => ModelDecision {
+                    model: m.name.clone(),
+                    outcome: ModelOutcome::Unavailable(why),
+                },
+                None => ModelDecision {
+                    model: m.name.clone(),
+                    outcome: ModelOutcome::Unavailable("no demand source".into()),
+                },
+            })
+            .collect()
     }
 }
 
@@ -157,7 +212,7 @@ mod tests {
             demand: DemandConfig::Constant { rps: 30.0 },
             ..demo_model("llama-3.1-8b-instruct")
         };
-        let d = plan_model(&m, 0.0);
+        let d = plan_model(&m, 30.0, "");
         let ModelOutcome::Planned(v) = d.outcome else {
             panic!()
         };
@@ -168,7 +223,7 @@ mod tests {
             demand: DemandConfig::Constant { rps: 0.0 },
             ..demo_model("qwen3-32b")
         };
-        let ModelOutcome::Planned(v) = plan_model(&m, 0.0).outcome else {
+        let ModelOutcome::Planned(v) = plan_model(&m, 0.0, "").outcome else {
             panic!()
         };
         assert_eq!(v[0].desired_replicas, 1.0);

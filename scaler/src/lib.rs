@@ -13,9 +13,13 @@ pub mod hpa;
 pub mod http;
 pub mod keda;
 pub mod metadata;
+pub mod metrics;
+pub mod pipeline;
+pub mod planner;
 pub mod profile_data;
 pub mod server;
 pub mod sizing;
+pub mod stabilization;
 pub mod telemetry;
 pub mod trace;
 

@@ -123,7 +123,10 @@ impl Problem {
         let bad = |s: String| Err(SizingError::Invalid(s));
         for m in &self.models {
             if !(m.demand.is_finite() && m.demand >= 0.0) {
-                return bad(format!("model {:?}: demand must be a finite number >= 0, got {}", m.name, m.demand));
+                return bad(format!(
+                    "model {:?}: demand must be a finite number >= 0, got {}",
+                    m.name, m.demand
+                ));
             }
             if m.variants.is_empty() {
                 return bad(format!("model {:?}: expected at least one variant", m.name));
@@ -135,10 +138,16 @@ impl Problem {
                     return bad(format!("{at}: listed twice"));
                 }
                 if !(v.capacity_per_replica.is_finite() && v.capacity_per_replica > 0.0) {
-                    return bad(format!("{at}: capacity_per_replica must be > 0, got {}", v.capacity_per_replica));
+                    return bad(format!(
+                        "{at}: capacity_per_replica must be > 0, got {}",
+                        v.capacity_per_replica
+                    ));
                 }
                 if !(v.cost_per_hour.is_finite() && v.cost_per_hour >= 0.0) {
-                    return bad(format!("{at}: cost_per_hour must be >= 0, got {}", v.cost_per_hour));
+                    return bad(format!(
+                        "{at}: cost_per_hour must be >= 0, got {}",
+                        v.cost_per_hour
+                    ));
                 }
                 if v.min > v.max {
                     return bad(format!("{at}: min {} exceeds max {}", v.min, v.max));
@@ -228,7 +237,9 @@ impl Search<'_> {
         if let Some(b) = it.budget
             && it.gpus > 0
         {
-            top = top.min((self.budget[b].max(0) as u64 / u64::from(it.gpus)).min(u64::from(u32::MAX)) as u32);
+            top = top.min(
+                (self.budget[b].max(0) as u64 / u64::from(it.gpus)).min(u64::from(u32::MAX)) as u32,
+            );
         }
         for y in (0..=top).rev() {
             let used = i64::from(y) * i64::from(it.gpus);
@@ -236,7 +247,11 @@ impl Search<'_> {
                 self.budget[b] -= used;
             }
             self.x[i] = it.lo + y;
-            self.cover(i + 1, need - f64::from(y) * it.cap, cost + f64::from(y) * it.cost);
+            self.cover(
+                i + 1,
+                need - f64::from(y) * it.cap,
+                cost + f64::from(y) * it.cost,
+            );
             self.x[i] = it.lo;
             if let Some(b) = it.budget {
                 self.budget[b] += used;
@@ -245,12 +260,19 @@ impl Search<'_> {
     }
 
     /// Largest capacity within limits and budget, cheapest among those.
-    fn max_capacity(&mut self, i: usize, cap: f64, cost: f64, best: &mut Option<(f64, f64, Vec<u32>)>) {
+    fn max_capacity(
+        &mut self,
+        i: usize,
+        cap: f64,
+        cost: f64,
+        best: &mut Option<(f64, f64, Vec<u32>)>,
+    ) {
         if i == self.items.len() {
             let better = match best {
                 None => true,
                 Some((bcap, bcost, _)) => {
-                    cap > *bcap + EPS * bcap.max(1.0) || (cap >= *bcap - EPS * bcap.max(1.0) && cost < *bcost - EPS)
+                    cap > *bcap + EPS * bcap.max(1.0)
+                        || (cap >= *bcap - EPS * bcap.max(1.0) && cost < *bcost - EPS)
                 }
             };
             if better {
@@ -268,7 +290,9 @@ impl Search<'_> {
         if let Some(b) = it.budget
             && it.gpus > 0
         {
-            top = top.min((self.budget[b].max(0) as u64 / u64::from(it.gpus)).min(u64::from(u32::MAX)) as u32);
+            top = top.min(
+                (self.budget[b].max(0) as u64 / u64::from(it.gpus)).min(u64::from(u32::MAX)) as u32,
+            );
         }
         for y in (0..=top).rev() {
             let used = i64::from(y) * i64::from(it.gpus);
@@ -276,7 +300,12 @@ impl Search<'_> {
                 self.budget[b] -= used;
             }
             self.x[i] = it.lo + y;
-            self.max_capacity(i + 1, cap + f64::from(y) * it.cap, cost + f64::from(y) * it.cost, best);
+            self.max_capacity(
+                i + 1,
+                cap + f64::from(y) * it.cap,
+                cost + f64::from(y) * it.cost,
+                best,
+            );
             self.x[i] = it.lo;
             if let Some(b) = it.budget {
                 self.budget[b] += used;
@@ -382,19 +411,28 @@ fn plan_model(m: &ModelSpec, inv: &mut Inventory) -> ModelPlan {
         .map(|&k| format!("{}×{}", replicas[&m.variants[k].name], m.variants[k].name))
         .collect::<Vec<_>>()
         .join(" + ");
-    let mix = if mix.is_empty() { "no replicas".to_string() } else { mix };
+    let mix = if mix.is_empty() {
+        "no replicas".to_string()
+    } else {
+        mix
+    };
     let reason = if feasible {
         format!(
             "demand {:.2} covered by {mix} (capacity {capacity:.2}) at {cost:.2}/h, the least-cost mix within limits{}",
             m.demand,
-            if inv.types.is_empty() { "" } else { " and free GPUs" }
+            if inv.types.is_empty() {
+                ""
+            } else {
+                " and free GPUs"
+            }
         )
     } else {
         let short: Vec<String> = order
             .iter()
             .filter_map(|&k| {
                 let v = &m.variants[k];
-                inv.index(&v.gpu_type).map(|b| format!("{} {} free", v.gpu_type, inv.free[b].max(0)))
+                inv.index(&v.gpu_type)
+                    .map(|b| format!("{} {} free", v.gpu_type, inv.free[b].max(0)))
             })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -402,8 +440,16 @@ fn plan_model(m: &ModelSpec, inv: &mut Inventory) -> ModelPlan {
         format!(
             "cannot cover demand {:.2}: the most within max replicas{} is {mix} (capacity {capacity:.2}) at {cost:.2}/h{}",
             m.demand,
-            if short.is_empty() { "" } else { " and free GPUs" },
-            if short.is_empty() { String::new() } else { format!(" (after allocation: {})", short.join(", ")) }
+            if short.is_empty() {
+                ""
+            } else {
+                " and free GPUs"
+            },
+            if short.is_empty() {
+                String::new()
+            } else {
+                format!(" (after allocation: {})", short.join(", "))
+            }
         )
     };
     ModelPlan {
@@ -441,7 +487,11 @@ pub fn plan_fleet(problem: &Problem) -> Result<FleetPlan, SizingError> {
                 .iter()
                 .map(|v| f64::from(v.current) * v.capacity_per_replica)
                 .sum();
-            if m.demand <= 0.0 { 0.0 } else { (m.demand - have).max(0.0) / m.demand }
+            if m.demand <= 0.0 {
+                0.0
+            } else {
+                (m.demand - have).max(0.0) / m.demand
+            }
         };
         let mut order: Vec<usize> = (0..problem.models.len()).collect();
         order.sort_by(|&a, &b| {
@@ -480,7 +530,10 @@ pub fn plan_fleet(problem: &Problem) -> Result<FleetPlan, SizingError> {
             );
             plans[k] = Some(p);
         }
-        plans.into_iter().map(|p| p.expect("every model planned")).collect()
+        plans
+            .into_iter()
+            .map(|p| p.expect("every model planned"))
+            .collect()
     };
     let total_cost_per_hour = models.iter().map(|p| p.cost_per_hour).sum();
     Ok(FleetPlan {
@@ -551,8 +604,18 @@ mod tests {
                 }
             }
             if ok {
-                let cost = m.variants.iter().zip(&x).map(|(v, &xi)| xi as f64 * v.cost_per_hour).sum();
-                let cap = m.variants.iter().zip(&x).map(|(v, &xi)| xi as f64 * v.capacity_per_replica).sum();
+                let cost = m
+                    .variants
+                    .iter()
+                    .zip(&x)
+                    .map(|(v, &xi)| xi as f64 * v.cost_per_hour)
+                    .sum();
+                let cap = m
+                    .variants
+                    .iter()
+                    .zip(&x)
+                    .map(|(v, &xi)| xi as f64 * v.capacity_per_replica)
+                    .sum();
                 out.push((cost, cap, x.clone()));
             }
             let mut i = 0;
@@ -587,27 +650,55 @@ mod tests {
             .models
             .remove(0);
             let all = enumerate(&m, &inv);
-            let feasible: Vec<_> = all.iter().filter(|(_, cap, _)| *cap >= m.demand - 1e-9).collect();
+            let feasible: Vec<_> = all
+                .iter()
+                .filter(|(_, cap, _)| *cap >= m.demand - 1e-9)
+                .collect();
             if let Some(best) = feasible.iter().map(|(c, _, _)| *c).min_by(f64::total_cmp) {
                 assert!(plan.feasible, "case {case}: {m:?} {plan:?}");
-                assert!((plan.cost_per_hour - best).abs() < 1e-6, "case {case}: {} vs {best} {m:?}", plan.cost_per_hour);
+                assert!(
+                    (plan.cost_per_hour - best).abs() < 1e-6,
+                    "case {case}: {} vs {best} {m:?}",
+                    plan.cost_per_hour
+                );
                 assert!(plan.capacity >= m.demand - 1e-9);
                 // Among equal-cost optima, the one closest to the running replicas.
-                let dist = |x: &[u32]| -> u32 { m.variants.iter().zip(x).map(|(v, &xi)| xi.abs_diff(v.current)).sum() };
-                let best_dist = feasible.iter().filter(|(c, _, _)| (*c - best).abs() < 1e-6).map(|(_, _, x)| dist(x)).min().unwrap();
+                let dist = |x: &[u32]| -> u32 {
+                    m.variants
+                        .iter()
+                        .zip(x)
+                        .map(|(v, &xi)| xi.abs_diff(v.current))
+                        .sum()
+                };
+                let best_dist = feasible
+                    .iter()
+                    .filter(|(c, _, _)| (*c - best).abs() < 1e-6)
+                    .map(|(_, _, x)| dist(x))
+                    .min()
+                    .unwrap();
                 let got: Vec<u32> = m.variants.iter().map(|v| plan.replicas[&v.name]).collect();
-                assert_eq!(dist(&got), best_dist, "case {case}: tie-break towards current");
+                assert_eq!(
+                    dist(&got),
+                    best_dist,
+                    "case {case}: tie-break towards current"
+                );
             } else if !all.is_empty() {
                 assert!(!plan.feasible, "case {case}");
                 let max_cap = all.iter().map(|(_, cap, _)| *cap).fold(0.0, f64::max);
-                assert!((plan.capacity - max_cap).abs() < 1e-6, "case {case}: largest capacity");
+                assert!(
+                    (plan.capacity - max_cap).abs() < 1e-6,
+                    "case {case}: largest capacity"
+                );
                 let cheapest = all
                     .iter()
                     .filter(|(_, cap, _)| (cap - max_cap).abs() < 1e-6)
                     .map(|(c, _, _)| *c)
                     .min_by(f64::total_cmp)
                     .unwrap();
-                assert!((plan.cost_per_hour - cheapest).abs() < 1e-6, "case {case}: cheapest among largest");
+                assert!(
+                    (plan.cost_per_hour - cheapest).abs() < 1e-6,
+                    "case {case}: cheapest among largest"
+                );
             }
         }
     }
@@ -616,9 +707,16 @@ mod tests {
     fn fleet_is_exact_when_inventory_does_not_bind() {
         let mut rng = Rng(11);
         for case in 0..300 {
-            let models: Vec<ModelSpec> = (0..3).map(|i| random_model(&mut rng, &format!("m{i}"), &["A", "B"])).collect();
-            let big: BTreeMap<String, u32> = [("A".to_string(), 1000), ("B".to_string(), 1000)].into();
-            let plan = plan_fleet(&Problem { models: models.clone(), inventory: Some(big.clone()) }).unwrap();
+            let models: Vec<ModelSpec> = (0..3)
+                .map(|i| random_model(&mut rng, &format!("m{i}"), &["A", "B"]))
+                .collect();
+            let big: BTreeMap<String, u32> =
+                [("A".to_string(), 1000), ("B".to_string(), 1000)].into();
+            let plan = plan_fleet(&Problem {
+                models: models.clone(),
+                inventory: Some(big.clone()),
+            })
+            .unwrap();
             let mut total = 0.0;
             for m in &models {
                 let best = enumerate(m, &big)
@@ -626,9 +724,17 @@ mod tests {
                     .filter(|(_, cap, _)| *cap >= m.demand - 1e-9)
                     .map(|(c, _, _)| c)
                     .min_by(f64::total_cmp);
-                total += best.unwrap_or_else(|| m.variants.iter().map(|v| v.max as f64 * v.cost_per_hour).sum());
+                total += best.unwrap_or_else(|| {
+                    m.variants
+                        .iter()
+                        .map(|v| v.max as f64 * v.cost_per_hour)
+                        .sum()
+                });
             }
-            assert!((plan.total_cost_per_hour - total).abs() < 1e-6, "case {case}");
+            assert!(
+                (plan.total_cost_per_hour - total).abs() < 1e-6,
+                "case {case}"
+            );
             // With GPUs to spare, the joint optimum is the sum of the parts: check against
             // a joint brute force on the smallest cases.
         }
@@ -638,16 +744,29 @@ mod tests {
     fn short_inventory_respects_the_limit_and_priority() {
         let mut rng = Rng(5);
         for case in 0..500 {
-            let models: Vec<ModelSpec> = (0..3).map(|i| random_model(&mut rng, &format!("m{i}"), &["A"])).collect();
+            let models: Vec<ModelSpec> = (0..3)
+                .map(|i| random_model(&mut rng, &format!("m{i}"), &["A"]))
+                .collect();
             let free = rng.below(12) as u32;
             let inv: BTreeMap<String, u32> = [("A".to_string(), free)].into();
-            let plan = plan_fleet(&Problem { models: models.clone(), inventory: Some(inv) }).unwrap();
+            let plan = plan_fleet(&Problem {
+                models: models.clone(),
+                inventory: Some(inv),
+            })
+            .unwrap();
             let used: u32 = models
                 .iter()
                 .zip(&plan.models)
-                .flat_map(|(m, p)| m.variants.iter().map(move |v| p.replicas[&v.name] * v.gpus_per_replica))
+                .flat_map(|(m, p)| {
+                    m.variants
+                        .iter()
+                        .map(move |v| p.replicas[&v.name] * v.gpus_per_replica)
+                })
                 .sum();
-            let mins: u32 = models.iter().flat_map(|m| m.variants.iter().map(|v| v.min * v.gpus_per_replica)).sum();
+            let mins: u32 = models
+                .iter()
+                .flat_map(|m| m.variants.iter().map(|v| v.min * v.gpus_per_replica))
+                .sum();
             assert!(used <= free.max(mins), "case {case}: used {used} of {free}");
             // The only high-priority model gets what it would get alone with the GPUs the
             // others' floors leave, whatever lower-priority models want beyond that.
@@ -661,7 +780,9 @@ mod tests {
                         .sum();
                     let alone = plan_fleet(&Problem {
                         models: vec![m.clone()],
-                        inventory: Some([("A".to_string(), free.saturating_sub(others_min))].into()),
+                        inventory: Some(
+                            [("A".to_string(), free.saturating_sub(others_min))].into(),
+                        ),
                     })
                     .unwrap();
                     assert_eq!(alone.models[0].capacity, p.capacity, "case {case}");
@@ -693,18 +814,48 @@ mod tests {
             demand: 30.0,
             priority: 0,
             variants: vec![
-                VariantSpec { name: "big".into(), gpu_type: "H100".into(), gpus_per_replica: 1, capacity_per_replica: 12.0, cost_per_hour: 5.0, min: 0, max: 10, current: 0 },
-                VariantSpec { name: "small".into(), gpu_type: "L40S".into(), gpus_per_replica: 1, capacity_per_replica: 6.0, cost_per_hour: 3.0, min: 0, max: 10, current: 0 },
+                VariantSpec {
+                    name: "big".into(),
+                    gpu_type: "H100".into(),
+                    gpus_per_replica: 1,
+                    capacity_per_replica: 12.0,
+                    cost_per_hour: 5.0,
+                    min: 0,
+                    max: 10,
+                    current: 0,
+                },
+                VariantSpec {
+                    name: "small".into(),
+                    gpu_type: "L40S".into(),
+                    gpus_per_replica: 1,
+                    capacity_per_replica: 6.0,
+                    cost_per_hour: 3.0,
+                    min: 0,
+                    max: 10,
+                    current: 0,
+                },
             ],
         };
-        let plan = plan_fleet(&Problem { models: vec![m.clone()], inventory: None }).unwrap();
+        let plan = plan_fleet(&Problem {
+            models: vec![m.clone()],
+            inventory: None,
+        })
+        .unwrap();
         assert_eq!(plan.models[0].replicas["big"], 2);
         assert_eq!(plan.models[0].replicas["small"], 1);
         // Two equal-cost variants: stay where the replicas run.
         let mut twin = m.clone();
-        twin.variants[1] = VariantSpec { name: "twin".into(), current: 3, ..twin.variants[0].clone() };
+        twin.variants[1] = VariantSpec {
+            name: "twin".into(),
+            current: 3,
+            ..twin.variants[0].clone()
+        };
         twin.demand = 36.0;
-        let plan = plan_fleet(&Problem { models: vec![twin], inventory: None }).unwrap();
+        let plan = plan_fleet(&Problem {
+            models: vec![twin],
+            inventory: None,
+        })
+        .unwrap();
         assert_eq!(plan.models[0].replicas["twin"], 3, "{:?}", plan.models[0]);
         assert_eq!(plan.models[0].replicas["big"], 0);
     }
@@ -715,7 +866,12 @@ mod tests {
             r#"{"models":[{"name":"m","demand":1,"variants":[{"name":"a","gpu_type":"A","capacity_per_replica":0,"cost_per_hour":1,"max":1}]}]}"#,
         )
         .unwrap();
-        assert!(plan_fleet(&p).unwrap_err().to_string().contains("capacity_per_replica"));
+        assert!(
+            plan_fleet(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("capacity_per_replica")
+        );
         p.models[0].variants[0].capacity_per_replica = 1.0;
         p.models[0].demand = f64::NAN;
         assert!(plan_fleet(&p).unwrap_err().to_string().contains("demand"));

@@ -15,7 +15,7 @@ use super::QUANTILE_LEVELS;
 /// [`QUANTILE_LEVELS`] cached. Keeping the window sorted would cost a memmove of the window
 /// per calibrated horizon per update — for 10,000 series that is memory traffic, not
 /// arithmetic — so the cache is instead recomputed (nine selections on a scratch copy) once
-/// 1/16 of the window, at most 16 residuals, is new: quantiles lag by a few points.
+/// 1/8 of the window, at most 32 residuals, is new: quantiles lag by a few points.
 #[derive(Debug, Clone)]
 pub struct ResidualWindow {
     ring: Vec<f32>,
@@ -64,10 +64,13 @@ impl ResidualWindow {
             self.ring.push(r);
         } else {
             self.ring[self.next] = r;
-            self.next = (self.next + 1) % self.capacity;
+            self.next += 1;
+            if self.next == self.capacity {
+                self.next = 0;
+            }
         }
         self.dirty += 1;
-        if self.dirty >= (self.ring.len() / 16).clamp(1, 16) {
+        if self.dirty >= (self.ring.len() >> 3).clamp(1, 32) {
             self.refresh(scratch);
         }
     }
@@ -231,7 +234,10 @@ impl Calibrator {
             }
             let (f, s) = forecast_at(b.steps);
             b.pending[b.next] = (f as f32, s as f32);
-            b.next = (b.next + 1) % b.steps;
+            b.next += 1;
+            if b.next == b.steps {
+                b.next = 0;
+            }
         }
     }
 

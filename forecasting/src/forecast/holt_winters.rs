@@ -346,7 +346,13 @@ impl HoltWinters {
     }
 
     fn predict_damped(&self, steps: usize, damp: f64) -> f64 {
-        self.level + damp * self.trend + self.season[(self.phase + steps - 1) % self.season.len()]
+        let m = self.season.len();
+        let mut i = self.phase + steps - 1;
+        if i >= m {
+            // One subtraction covers every horizon up to a season; longer ones are rare.
+            i = if i < 2 * m { i - m } else { i % m };
+        }
+        self.level + damp * self.trend + self.season[i]
     }
 
     fn step(&mut self, y: f64) {

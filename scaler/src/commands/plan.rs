@@ -49,7 +49,10 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
 
 /// The plan as an aligned table, one line per model, reasons below.
 pub fn table(plan: &FleetPlan) -> String {
-    let mut out = format!("{:<28} {:>8} {:>10} {:>10}  replicas\n", "model", "feasible", "capacity", "$/hour");
+    let mut out = format!(
+        "{:<28} {:>8} {:>10} {:>10}  replicas\n",
+        "model", "feasible", "capacity", "$/hour"
+    );
     for m in &plan.models {
         let replicas = m
             .replicas

@@ -1,0 +1,517 @@
+//! The SLO pipeline: demand forecast → capacity under the SLO → least-cost plan →
+//! stabilised replicas, for every model, every tick.
+//!
+//! Where to start: a [`Fleet`] holds one [`ModelPipeline`] per model and the shared GPU
+//! inventory. Each tick, [`Fleet::observe`] feeds each model's observed demand, then
+//! [`Fleet::tick`] plans every model jointly (GPUs are shared) and returns a decision per
+//! variant with one human line of reason. Pure: time and demand come in as numbers; the
+//! planner in `demo` (or a metrics source) does the I/O.
+//!
+//! Which demand is covered: the upper forecast quantile that the SLO's attainment target
+//! calls for (attainment 0.95 → p95), at its highest over the next cold-start time of the
+//! slowest-starting variant (replicas asked for now serve only then), and never below the
+//! demand observed right now. Capacity per replica is the highest rate at which the
+//! variant's profile meets the TTFT and TPOT bounds at the SLO percentile for the model's
+//! request mix (`forecasting::capacity`), computed once at construction.
+
+use std::collections::BTreeMap;
+
+use forecasting::capacity::{Capacity, Slo, capacity_per_replica};
+use forecasting::forecast::{Forecaster, ForecasterConfig, Method, QUANTILE_LEVELS};
+use forecasting::latency::{Percentile, RequestMix};
+use forecasting::profile::Profile;
+
+use crate::decision::{ModelDecision, ModelOutcome, VariantDecision};
+use crate::sizing::{ModelSpec, Problem, VariantSpec, plan_fleet};
+use crate::stabilization::{Stabilizer, StabilizerSettings};
+
+/// A model's latency objective and how often it must hold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SloTarget {
+    /// TTFT and TPOT bounds at a percentile.
+    pub slo: Slo,
+    /// Share of time the demand must be covered (0.5..=0.99); picks the forecast quantile.
+    pub attainment: f64,
+}
+
+/// One GPU variant as the pipeline needs it.
+#[derive(Debug, Clone)]
+pub struct VariantInput {
+    /// Variant name.
+    pub name: String,
+    /// GPU type (inventory key).
+    pub gpu_type: String,
+    /// GPUs per replica.
+    pub gpus_per_replica: u32,
+    /// Measured or derived performance profile (its `cost_per_hour` is the price).
+    pub profile: Profile,
+    /// Fewest and most replicas.
+    pub min: u32,
+    /// Most replicas.
+    pub max: u32,
+}
+
+/// Everything to build one model's pipeline.
+#[derive(Debug, Clone)]
+pub struct ModelInput {
+    /// Model name.
+    pub name: String,
+    /// Higher goes first when GPUs are short.
+    pub priority: i32,
+    /// The SLO.
+    pub target: SloTarget,
+    /// Prompt and output lengths.
+    pub mix: RequestMix,
+    /// Variants.
+    pub variants: Vec<VariantInput>,
+    /// Interval of the demand series fed to the forecaster (seconds).
+    pub forecast_interval_s: f64,
+}
+
+/// Why a pipeline cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A variant's profile cannot meet the SLO even idle; the message says how close it gets.
+    #[error("model {model:?} variant {variant:?}: {source}")]
+    Capacity {
+        /// Model.
+        model: String,
+        /// Variant.
+        variant: String,
+        /// Why.
+        source: forecasting::capacity::CapacityError,
+    },
+    /// The forecaster configuration is invalid.
+    #[error("model {model:?}: forecaster: {source}")]
+    Forecast {
+        /// Model.
+        model: String,
+        /// Why.
+        source: forecasting::forecast::ForecastError,
+    },
+    /// An attainment target outside 0.5..=0.99.
+    #[error("model {model:?}: attainment must be within 0.5..=0.99, got {got}")]
+    Attainment {
+        /// Model.
+        model: String,
+        /// As given.
+        got: f64,
+    },
+}
+
+struct VariantState {
+    input: VariantInput,
+    capacity: Capacity,
+}
+
+/// One model: forecaster, per-variant capacity, stabiliser.
+pub struct ModelPipeline {
+    name: String,
+    priority: i32,
+    target: SloTarget,
+    quantile_level: f64,
+    variants: Vec<VariantState>,
+    forecaster: Forecaster,
+    stabilizer: Stabilizer,
+    /// Observations of the current forecaster interval: (sum, count, interval index).
+    bucket: Option<(f64, u32, i64)>,
+    /// The latest observed demand (req/s) and when.
+    last: Option<(f64, f64)>,
+    /// Why the latest reading failed, until the next good one.
+    unavailable: Option<String>,
+    horizon_s: f64,
+}
+
+impl std::fmt::Debug for ModelPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelPipeline")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn percentile_name(p: Percentile) -> &'static str {
+    match p {
+        Percentile::P50 => "p50",
+        Percentile::P90 => "p90",
+        Percentile::P99 => "p99",
+    }
+}
+
+impl ModelPipeline {
+    /// Builds the pipeline and computes each variant's capacity under the SLO.
+    pub fn new(input: ModelInput, stabilizer: StabilizerSettings) -> Result<Self, PipelineError> {
+        if !(0.5..=0.99).contains(&input.target.attainment) {
+            return Err(PipelineError::Attainment {
+                model: input.name,
+                got: input.target.attainment,
+            });
+        }
+        let quantile_level = QUANTILE_LEVELS
+            .iter()
+            .copied()
+            .find(|l| *l >= input.target.attainment - 1e-9)
+            .unwrap_or(0.99);
+        let mut variants = Vec::new();
+        for v in input.variants {
+            let capacity = capacity_per_replica(&v.profile, &input.mix, &input.target.slo)
+                .map_err(|source| PipelineError::Capacity {
+                    model: input.name.clone(),
+                    variant: v.name.clone(),
+                    source,
+                })?;
+            variants.push(VariantState { input: v, capacity });
+        }
+        let horizon_s = variants
+            .iter()
+            .map(|v| v.input.profile.lifecycle.cold_start_s)
+            .fold(input.forecast_interval_s, f64::max);
+        let config = ForecasterConfig::new(input.forecast_interval_s, Method::HoltWinters)
+            .map_err(|source| PipelineError::Forecast {
+                model: input.name.clone(),
+                source,
+            })?;
+        let forecaster = Forecaster::new(config).map_err(|source| PipelineError::Forecast {
+            model: input.name.clone(),
+            source,
+        })?;
+        Ok(Self {
+            name: input.name,
+            priority: input.priority,
+            target: input.target,
+            quantile_level,
+            variants,
+            forecaster,
+            stabilizer: Stabilizer::new(stabilizer),
+            bucket: None,
+            last: None,
+            unavailable: None,
+            horizon_s,
+        })
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Capacity per replica of each variant (req/s under the SLO).
+    pub fn capacities(&self) -> BTreeMap<String, f64> {
+        self.variants
+            .iter()
+            .map(|v| (v.input.name.clone(), v.capacity.rate_per_s))
+            .collect()
+    }
+
+    /// Feeds the demand observed at `now_s` (req/s). Samples are averaged per forecaster
+    /// interval; an interval with no sample is fed to the forecaster as missing.
+    pub fn observe(&mut self, now_s: f64, rps: f64) {
+        if !rps.is_finite() || rps < 0.0 {
+            self.unavailable = Some(format!("observed demand {rps} is not a rate"));
+            return;
+        }
+        self.unavailable = None;
+        self.last = Some((now_s, rps));
+        let interval = self.forecaster.config().interval_s;
+        let idx = (now_s / interval).floor() as i64;
+        match &mut self.bucket {
+            Some((sum, n, i)) if *i == idx => {
+                *sum += rps;
+                *n += 1;
+            }
+            Some((sum, n, i)) => {
+                let (mean, prev) = (*sum / f64::from(*n), *i);
+                self.forecaster.observe(mean);
+                let gap = (idx - prev - 1).max(0) as usize;
+                if gap > 0 {
+                    self.forecaster.observe_missing(gap);
+                }
+                self.bucket = Some((rps, 1, idx));
+            }
+            None => self.bucket = Some((rps, 1, idx)),
+        }
+    }
+
+    /// The demand to cover: upper forecast over the cold-start horizon, at least the
+    /// demand observed now. `None` before any observation.
+    pub fn demand_upper(&self) -> Option<f64> {
+        let (_, now_rps) = self.last?;
+        if self.forecaster.observations() == 0 {
+            // Nothing to forecast from yet (the first interval is still open).
+            return Some(now_rps);
+        }
+        let cfg = self.forecaster.config();
+        let steps = ((self.horizon_s / cfg.interval_s).ceil() as usize).max(1);
+        let upper = (1..=steps)
+            .map(|k| {
+                self.forecaster
+                    .forecast_steps(k)
+                    .quantile(self.quantile_level)
+                    .unwrap_or(f64::INFINITY)
+            })
+            .fold(0.0, f64::max);
+        // A forecast with no finite upper bound (too little history) cannot be sized for;
+        // fall back to what is observed now rather than to infinity or to 0.
+        Some(if upper.is_finite() {
+            upper.max(now_rps)
+        } else {
+            now_rps
+        })
+    }
+
+    fn spec(&self, demand: f64) -> ModelSpec {
+        let reported = self.stabilizer.reported();
+        ModelSpec {
+            name: self.name.clone(),
+            demand,
+            priority: self.priority,
+            variants: self
+                .variants
+                .iter()
+                .map(|v| VariantSpec {
+                    name: v.input.name.clone(),
+                    gpu_type: v.input.gpu_type.clone(),
+                    gpus_per_replica: v.input.gpus_per_replica,
+                    capacity_per_replica: v.capacity.rate_per_s,
+                    cost_per_hour: v.input.profile.cost_per_hour,
+                    min: v.input.min,
+                    max: v.input.max,
+                    current: reported
+                        .and_then(|r| r.get(&v.input.name).copied())
+                        .unwrap_or(0),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Every model and the shared inventory.
+#[derive(Debug)]
+pub struct Fleet {
+    models: Vec<ModelPipeline>,
+    inventory: Option<BTreeMap<String, u32>>,
+}
+
+impl Fleet {
+    /// A fleet of pipelines sharing `inventory` (free GPUs per type; `None` = unlimited).
+    pub fn new(models: Vec<ModelPipeline>, inventory: Option<BTreeMap<String, u32>>) -> Self {
+        Self { models, inventory }
+    }
+
+    /// The pipelines.
+    pub fn models(&self) -> &[ModelPipeline] {
+        &self.models
+    }
+
+    /// Feeds one model's observed demand.
+    pub fn observe(&mut self, model: &str, now_s: f64, rps: f64) {
+        if let Some(m) = self.models.iter_mut().find(|m| m.name == model) {
+            m.observe(now_s, rps);
+        }
+    }
+
+    /// Records that a model's demand could not be read this tick: it is not planned (its
+    /// last decision stands until stale) and says why.
+    pub fn mark_unavailable(&mut self, model: &str, why: String) {
+        if let Some(m) = self.models.iter_mut().find(|m| m.name == model) {
+            m.unavailable = Some(why);
+        }
+    }
+
+    /// Plans every model jointly and stabilises each; models without demand data yet are
+    /// unavailable (never a guessed 0).
+    pub fn tick(&mut self, now_s: f64) -> Vec<ModelDecision> {
+        let demands: Vec<Option<f64>> = self
+            .models
+            .iter()
+            .map(|m| {
+                if m.unavailable.is_some() {
+                    None
+                } else {
+                    m.demand_upper().filter(|d| d.is_finite())
+                }
+            })
+            .collect();
+        let ready: Vec<usize> = (0..self.models.len())
+            .filter(|&i| demands[i].is_some())
+            .collect();
+        let problem = Problem {
+            models: ready
+                .iter()
+                .map(|&i| self.models[i].spec(demands[i].unwrap_or(0.0)))
+                .collect(),
+            inventory: self.inventory.clone(),
+        };
+        let plans = match plan_fleet(&problem) {
+            Ok(p) => p.models,
+            Err(e) => {
+                return self
+                    .models
+                    .iter()
+                    .map(|m| ModelDecision {
+                        model: m.name.clone(),
+                        outcome: ModelOutcome::Unavailable(format!("sizing failed: {e}")),
+                    })
+                    .collect();
+            }
+        };
+        let mut by_model: Vec<Option<crate::sizing::ModelPlan>> = vec![None; self.models.len()];
+        for (&i, plan) in ready.iter().zip(plans) {
+            by_model[i] = Some(plan);
+        }
+        let mut out = Vec::with_capacity(self.models.len());
+        for (i, (m, plan)) in self.models.iter_mut().zip(by_model).enumerate() {
+            let Some(plan) = plan else {
+                out.push(no_data(m));
+                continue;
+            };
+            let demand = demands[i].unwrap_or(0.0);
+            let stable = m.stabilizer.step(now_s, &plan, demand);
+            let slo = m.target.slo;
+            let decisions = m
+                .variants
+                .iter()
+                .map(|v| {
+                    let s = &stable[&v.input.name];
+                    VariantDecision {
+                        variant: v.input.name.clone(),
+                        desired_replicas: f64::from(s.replicas),
+                        reason: format!(
+                            "{}; q{:.0} demand {:.2} req/s over the next {:.0} s, {:.2} req/s per replica at TTFT {} ≤ {:.0} ms and TPOT {} ≤ {:.0} ms",
+                            s.reason,
+                            m.quantile_level * 100.0,
+                            demand,
+                            m.horizon_s,
+                            v.capacity.rate_per_s,
+                            percentile_name(slo.percentile),
+                            slo.ttft_ms,
+                            percentile_name(slo.percentile),
+                            slo.tpot_ms
+                        ),
+                    }
+                })
+                .collect();
+            out.push(ModelDecision {
+                model: m.name.clone(),
+                outcome: ModelOutcome::Planned(decisions),
+            });
+        }
+        out
+    }
+}
+
+fn no_data(m: &ModelPipeline) -> ModelDecision {
+    ModelDecision {
+        model: m.name.clone(),
+        outcome: ModelOutcome::Unavailable(
+            m.unavailable
+                .clone()
+                .unwrap_or_else(|| "no demand observed yet".into()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(cost: f64, speed: f64) -> Profile {
+        let yaml = include_str!("../../docs/profiles/llama-3.1-8b-fp8_h200_tp1.yaml");
+        let mut p = Profile::from_yaml(yaml).unwrap();
+        p.cost_per_hour = cost;
+        p.lifecycle.cold_start_s = 120.0;
+        // A slower GPU: every time coefficient scaled.
+        p.prefill.base_ms /= speed;
+        p.prefill.per_token_ms /= speed;
+        p.prefill.per_token_sq_ms /= speed;
+        p.decode.base_ms /= speed;
+        p.decode.per_seq_ms /= speed;
+        p.decode.per_kv_token_ms /= speed;
+        p
+    }
+
+    fn input() -> ModelInput {
+        ModelInput {
+            name: "llama".into(),
+            priority: 0,
+            target: SloTarget {
+                slo: Slo {
+                    ttft_ms: 1000.0,
+                    tpot_ms: 50.0,
+                    percentile: Percentile::P90,
+                },
+                attainment: 0.95,
+            },
+            mix: RequestMix::fixed(1000.0, 200.0).unwrap(),
+            variants: vec![
+                VariantInput {
+                    name: "fast".into(),
+                    gpu_type: "H200".into(),
+                    gpus_per_replica: 1,
+                    profile: profile(4.0, 1.0),
+                    min: 0,
+                    max: 50,
+                },
+                VariantInput {
+                    name: "slow".into(),
+                    gpu_type: "A100".into(),
+                    gpus_per_replica: 1,
+                    profile: profile(1.5, 0.3),
+                    min: 0,
+                    max: 50,
+                },
+            ],
+            forecast_interval_s: 60.0,
+        }
+    }
+
+    #[test]
+    fn replicas_follow_demand_and_cover_it_at_the_slo() {
+        let p = ModelPipeline::new(input(), StabilizerSettings::default()).unwrap();
+        let caps = p.capacities();
+        assert!(
+            caps["fast"] > caps["slow"] && caps["slow"] > 0.0,
+            "{caps:?}"
+        );
+        let mut fleet = Fleet::new(vec![p], None);
+        assert!(
+            matches!(fleet.tick(0.0)[0].outcome, ModelOutcome::Unavailable(_)),
+            "no data, no decision"
+        );
+        let mut t = 0.0;
+        let mut last_total = 0.0;
+        for rps in [2.0, 10.0, 40.0] {
+            for _ in 0..30 {
+                fleet.observe("llama", t, rps);
+                t += 10.0;
+            }
+            let d = fleet.tick(t);
+            let ModelOutcome::Planned(vs) = &d[0].outcome else {
+                panic!("{d:?}")
+            };
+            let cap: f64 = vs
+                .iter()
+                .map(|v| v.desired_replicas * caps[&v.variant])
+                .sum();
+            assert!(cap >= rps, "capacity {cap} covers demand {rps}: {vs:?}");
+            let total: f64 = vs.iter().map(|v| v.desired_replicas).sum();
+            assert!(total >= last_total, "more demand, no fewer replicas");
+            last_total = total;
+            assert!(
+                vs[0].reason.contains("TTFT p90 ≤ 1000 ms"),
+                "{}",
+                vs[0].reason
+            );
+        }
+    }
+
+    #[test]
+    fn an_slo_no_variant_can_meet_is_an_error_naming_the_variant() {
+        let mut i = input();
+        i.target.slo.tpot_ms = 0.5;
+        let e = ModelPipeline::new(i, StabilizerSettings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"fast\""), "{e}");
+    }
+}
