@@ -137,6 +137,10 @@ async fn prometheus_source_end_to_end_with_outage_and_recovery() {
     // Back again: the same scaler recovers.
     let restarted = Instant::now();
     prom.restart();
+    eprintln!(
+        "prometheus ready again after {:.0} ms",
+        restarted.elapsed().as_secs_f64() * 1e3
+    );
     wait_desired(&mut c, "llama", "h100", 4.0, 0.05, Duration::from_secs(20)).await;
     eprintln!(
         "prometheus restarted → GetMetrics answers again after {:.0} ms",

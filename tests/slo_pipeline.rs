@@ -60,6 +60,20 @@ async fn slo_models_are_sized_by_profile_capacity_within_inventory() {
         .unwrap();
     assert!(reason.contains("TTFT p90 ≤ 1000 ms"), "{reason}");
     assert!(reason.contains("req/s per replica"), "{reason}");
+    let details = &models["models"][0]["decisions"]["h200"]["details"];
+    assert_eq!(details["demand_upper_rps"], 160.0, "{details}");
+    assert!((details["capacity_per_replica_rps"].as_f64().unwrap() - caps["h200"]).abs() < 1e-9);
+    assert_eq!(details["planned_replicas"], 4.0);
+    let metrics = reqwest::get(format!("http://{}/metrics", running.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"slo_scaler_decision_detail{model="llama-3.1-8b-instruct",variant="a100",field="demand_upper_rps"} 160.0"#),
+        "{metrics}"
+    );
     // The rule-sized model is still served: 3 req/s ÷ 2 per replica.
     assert_eq!(
         models["models"][1]["decisions"]["l4"]["desired_replicas"],

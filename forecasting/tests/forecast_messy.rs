@@ -266,3 +266,38 @@ fn invalid_configuration_and_horizons_are_rejected_with_the_value() {
     ));
     assert_eq!(f.forecast(61.0).unwrap().horizon_steps, 2);
 }
+
+#[test]
+fn self_refits_follow_a_change_of_regime() {
+    let config = ForecasterConfig::new(INTERVAL_S, Method::HoltWinters).unwrap();
+    assert_eq!(config.refit_every_steps, Some(DAY));
+    let mut stale_config = config.clone();
+    stale_config.refit_every_steps = None;
+    let mut refitting = Forecaster::new(config).unwrap();
+    let mut stale = Forecaster::new(stale_config).unwrap();
+    let mut noise = Noise(23);
+    // Three calm days of a clean daily cycle: a smooth, slow fit is right.
+    for i in 0..(3 * DAY) {
+        let y = daily(i, &mut noise);
+        refitting.observe(y);
+        stale.observe(y);
+    }
+    let calm = stale.holt_winters().unwrap().params();
+    // Then a level that wanders every interval: only a fast level keeps up.
+    let (mut level, mut err_refit, mut err_stale) = (100.0, 0.0, 0.0);
+    for i in 0..(5 * DAY) {
+        level = (level + 15.0 * noise.next()).max(10.0);
+        if i >= 3 * DAY {
+            err_refit += (level - refitting.forecast_steps(1).mean).abs();
+            err_stale += (level - stale.forecast_steps(1).mean).abs();
+        }
+        refitting.observe(level);
+        stale.observe(level);
+    }
+    assert_eq!(stale.holt_winters().unwrap().params(), calm);
+    assert_ne!(refitting.holt_winters().unwrap().params(), calm);
+    assert!(
+        err_refit < 0.8 * err_stale,
+        "refitting {err_refit} vs stale {err_stale}"
+    );
+}

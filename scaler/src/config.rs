@@ -14,6 +14,7 @@
 //! | `models[].slo.attainment` | `0.95` | share of time demand must be covered; picks the forecast quantile |
 //! | `models[].priority` | `0` | higher goes first when GPUs are short |
 //! | `models[].variants[].gpus_per_replica` | `1` | GPUs one replica holds |
+//! | `models[].variants[].cost_per_hour` | the profile's `cost_per_hour` | price of one replica per hour (an input: say where it comes from) |
 //! | `models[].variants[].gpu_type` | the profile's `gpu` | key of `sizing.inventory` |
 //! | `sizing.inventory` | unlimited | free GPUs per GPU type, shared by all models |
 //! | `sizing.forecast_interval_s` | `60` | interval of the demand series the forecasters see |
@@ -281,6 +282,10 @@ pub struct VariantConfig {
     /// GPUs one replica holds (SLO pipeline).
     #[serde(default = "default_gpus_per_replica")]
     pub gpus_per_replica: u32,
+    /// Price of one replica per hour (SLO pipeline; default: the profile's
+    /// `cost_per_hour`). Say where the number comes from: it is an input, not a fact.
+    #[serde(default)]
+    pub cost_per_hour: Option<f64>,
     /// Weight of this variant in splitting the model's demand (normalised over the
     /// model's variants).
     #[serde(default = "default_share")]
@@ -527,6 +532,9 @@ impl Config {
                         return Err(format!(
                             "{at}.capacity_rps: with `slo` the capacity comes from the variant's profile; remove capacity_rps"
                         ));
+                    }
+                    if let Some(c) = v.cost_per_hour {
+                        non_negative(&format!("{at}.cost_per_hour"), c)?;
                     }
                     if v.profile.is_none() {
                         return Err(format!(

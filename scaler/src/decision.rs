@@ -63,6 +63,9 @@ pub struct VariantDecision {
     pub desired_replicas: f64,
     /// One human-readable line saying why.
     pub reason: String,
+    /// The numbers behind the reason (e.g. `demand_upper_rps`, `capacity_per_replica_rps`,
+    /// `planned_replicas`), exported to `/metrics` and `GET /models`.
+    pub details: BTreeMap<&'static str, f64>,
 }
 
 /// What a planner concluded for one model in one evaluation.
@@ -105,6 +108,8 @@ pub struct ModelState {
 /// The desired replica count for one lookup, with its reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
+    /// The numbers behind the reason (a single variant's; empty for a whole model).
+    pub details: BTreeMap<&'static str, f64>,
     /// Desired replicas (not yet quantised).
     pub replicas: f64,
     /// Why.
@@ -209,6 +214,13 @@ impl Snapshot {
                 .filter(move |d| variant.is_none_or(|v| d.variant == v))
         };
         Ok(Desired {
+            details: match variant {
+                Some(_) => picked()
+                    .next()
+                    .map(|d| d.details.clone())
+                    .unwrap_or_default(),
+                None => BTreeMap::new(),
+            },
             replicas: picked().map(|d| d.desired_replicas).sum(),
             reason: picked()
                 .map(|d| format!("{}: {}", d.variant, d.reason))
@@ -436,11 +448,13 @@ mod tests {
                     variant: "a".into(),
                     desired_replicas: a,
                     reason: "ra".into(),
+                    details: BTreeMap::new(),
                 },
                 VariantDecision {
                     variant: "b".into(),
                     desired_replicas: b,
                     reason: "rb".into(),
+                    details: BTreeMap::new(),
                 },
             ]),
         }]

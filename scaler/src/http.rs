@@ -54,6 +54,7 @@ pub fn models_json(snapshot: &Snapshot, now: Instant) -> Value {
                             json!({
                                 "desired_replicas": crate::hpa::keda_quantize(d.replicas),
                                 "reason": d.reason,
+                                "details": d.details,
                                 "age_s": (d.age.as_secs_f64() * 1000.0).round() / 1000.0,
                             }),
                         );

@@ -373,7 +373,15 @@ impl Fleet {
                 .iter()
                 .map(|v| {
                     let s = &stable[&v.input.name];
+                    let planned = plan.replicas.get(&v.input.name).copied().unwrap_or(0);
                     VariantDecision {
+                        details: BTreeMap::from([
+                            ("demand_upper_rps", demand),
+                            ("capacity_per_replica_rps", v.capacity.rate_per_s),
+                            ("planned_replicas", f64::from(planned)),
+                            ("plan_cost_per_hour", plan.cost_per_hour),
+                            ("plan_feasible", if plan.feasible { 1.0 } else { 0.0 }),
+                        ]),
                         variant: v.input.name.clone(),
                         desired_replicas: f64::from(s.replicas),
                         reason: format!(

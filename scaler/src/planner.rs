@@ -122,7 +122,7 @@ impl FleetPlanner {
             let mut variants = Vec::new();
             for v in &m.variants {
                 let reference = v.profile.clone().unwrap_or_default();
-                let profile = load_profile(&reference, base_dir).map_err(|message| {
+                let mut profile = load_profile(&reference, base_dir).map_err(|message| {
                     PlannerError::Profile {
                         model: m.name.clone(),
                         variant: v.name.clone(),
@@ -130,6 +130,9 @@ impl FleetPlanner {
                         message,
                     }
                 })?;
+                if let Some(cost) = v.cost_per_hour {
+                    profile.cost_per_hour = cost;
+                }
                 variants.push(VariantInput {
                     name: v.name.clone(),
                     gpu_type: v.gpu_type.clone().unwrap_or_else(|| profile.gpu.clone()),

@@ -34,6 +34,17 @@ pub struct VariantLabels {
     pub variant: String,
 }
 
+/// Labels of decision details.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DetailLabels {
+    /// Model name.
+    pub model: String,
+    /// Variant name.
+    pub variant: String,
+    /// Which number (e.g. `demand_upper_rps`).
+    pub field: &'static str,
+}
+
 /// Every metric the scaler exports about itself.
 pub struct Telemetry {
     registry: Registry,
@@ -42,6 +53,7 @@ pub struct Telemetry {
     open_streams: Gauge<i64, AtomicI64>,
     desired_replicas: Family<VariantLabels, Gauge<f64, AtomicU64>>,
     decision_available: Family<VariantLabels, Gauge<i64, AtomicI64>>,
+    decision_detail: Family<DetailLabels, Gauge<f64, AtomicU64>>,
     evaluations: Counter,
 }
 
@@ -69,6 +81,12 @@ impl Telemetry {
         let desired_replicas = Family::<VariantLabels, Gauge<f64, AtomicU64>>::default();
         let decision_available = Family::<VariantLabels, Gauge<i64, AtomicI64>>::default();
         let evaluations = Counter::default();
+        let decision_detail = Family::<DetailLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "decision_detail",
+            "The numbers behind each decision's reason (field: demand_upper_rps, capacity_per_replica_rps, planned_replicas, ...)",
+            decision_detail.clone(),
+        );
         registry.register(
             "grpc_requests",
             "KEDA external-scaler RPCs by method and gRPC status",
@@ -106,6 +124,7 @@ impl Telemetry {
             open_streams,
             desired_replicas,
             decision_available,
+            decision_detail,
             evaluations,
         }
     }
@@ -137,11 +156,20 @@ impl Telemetry {
                     model: m.name.clone(),
                     variant: v.clone(),
                 };
-                match snapshot.replicas(&m.name, Some(v), now) {
-                    Ok(r) => {
+                match snapshot.desired(&m.name, Some(v), now) {
+                    Ok(d) => {
                         self.desired_replicas
                             .get_or_create(&labels)
-                            .set(crate::hpa::keda_quantize(r));
+                            .set(crate::hpa::keda_quantize(d.replicas));
+                        for (field, value) in &d.details {
+                            self.decision_detail
+                                .get_or_create(&DetailLabels {
+                                    model: m.name.clone(),
+                                    variant: v.clone(),
+                                    field,
+                                })
+                                .set(*value);
+                        }
                         self.decision_available.get_or_create(&labels).set(1);
                     }
                     Err(_) => {

@@ -63,6 +63,7 @@ struct ExporterState {
     ttft_sum: f64,
     itl_sum: f64,
     fixed_body: Option<String>,
+    last_request_head: String,
 }
 
 impl ExporterState {
@@ -79,6 +80,7 @@ impl ExporterState {
             ttft_sum: 0.0,
             itl_sum: 0.0,
             fixed_body: None,
+            last_request_head: String::new(),
         }
     }
 
@@ -197,6 +199,11 @@ impl TestExporter {
         self.state.lock().unwrap().fixed_body = Some(body.to_string());
     }
 
+    /// The head (request line and headers) of the last request served.
+    pub fn last_request_head(&self) -> String {
+        self.state.lock().unwrap().last_request_head.clone()
+    }
+
     /// Stops listening: scrapes get "connection refused".
     pub fn stop(&self) {
         if let Some(t) = self.task.lock().unwrap().take() {
@@ -249,7 +256,11 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<ExporterState>>) {
                     Ok(n) => got.extend_from_slice(&buf[..n]),
                 }
             }
-            let body = state.lock().unwrap().render_vllm();
+            let body = {
+                let mut s = state.lock().unwrap();
+                s.last_request_head = String::from_utf8_lossy(&got).into_owned();
+                s.render_vllm()
+            };
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
@@ -292,6 +303,7 @@ pub struct PrometheusProcess {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    secured: bool,
 }
 
 impl PrometheusProcess {
@@ -324,15 +336,52 @@ impl PrometheusProcess {
             port,
             dir,
             child: None,
+            secured: false,
         };
         me.spawn();
         me
     }
 
+    /// Starts Prometheus with a `--web.config.file` (TLS, basic auth) and no targets.
+    /// `url` is `https://…` when `tls` is set. Readiness is only "the port answers": the
+    /// caller polls with its own authenticated client.
+    pub fn start_secured(web_config_yaml: &str, tls: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("web.yml"), web_config_yaml).unwrap();
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            "global:\n  scrape_interval: 60s\nscrape_configs: []\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let scheme = if tls { "https" } else { "http" };
+        let mut me = Self {
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            port,
+            dir,
+            child: None,
+            secured: true,
+        };
+        me.spawn();
+        me
+    }
+
+    /// The temporary directory holding config, data and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     fn spawn(&mut self) {
         let data = self.dir.path().join("data");
         let log = std::fs::File::create(self.dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(prometheus_bin())
+        let mut cmd = Command::new(prometheus_bin());
+        if self.secured {
+            cmd.arg(format!(
+                "--web.config.file={}",
+                self.dir.path().join("web.yml").display()
+            ));
+        }
+        let child = cmd
             .arg(format!(
                 "--config.file={}",
                 self.dir.path().join("prometheus.yml").display()
@@ -358,6 +407,9 @@ impl PrometheusProcess {
                 let mut buf = String::new();
                 let _ = s.read_to_string(&mut buf);
                 if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+                if self.secured && !buf.is_empty() {
                     return;
                 }
             }

@@ -3,7 +3,8 @@
 //! This is what `slo-scaler forecast-eval` prints.
 //!
 //! Methods compared: `seasonal_naive`, `moving_average` (its window picked on the warm-up
-//! only) and `holt_winters` (the default, refitted once per season on the past week only).
+//! only) and `holt_winters` (the default, refitting itself once per season on the points it
+//! has seen, exactly as it runs in the scaler).
 //! All three get the same conformal calibration, so interval quality compares like with like.
 
 use serde::Serialize;
@@ -20,11 +21,9 @@ pub struct EvalConfig {
     /// Points fed before scoring starts; `None` = two seasons when the series holds at least
     /// four, else a quarter of the series (at least horizon + 2 points).
     pub warmup_steps: Option<usize>,
-    /// Refit Holt-Winters every this many steps on the past `refit_window_steps` points;
-    /// `None` = once per season.
+    /// Holt-Winters refits itself every this many steps ([`ForecasterConfig::refit_every_steps`]);
+    /// `None` = the forecaster's default, once per season.
     pub refit_every_steps: Option<usize>,
-    /// History a refit uses; `None` = seven seasons.
-    pub refit_window_steps: Option<usize>,
 }
 
 impl EvalConfig {
@@ -35,7 +34,6 @@ impl EvalConfig {
             horizon_s,
             warmup_steps: None,
             refit_every_steps: None,
-            refit_window_steps: None,
         }
     }
 }
@@ -177,8 +175,6 @@ pub fn evaluate(series: &[f64], config: &EvalConfig) -> Result<EvalReport, Forec
             got: series.len(),
         });
     }
-    let refit_every = config.refit_every_steps.unwrap_or(season).max(1);
-    let refit_window = config.refit_window_steps.unwrap_or(7 * season);
     let ma_window = pick_moving_average_window(&series[..warmup], h);
 
     let methods = [
@@ -194,18 +190,13 @@ pub fn evaluate(series: &[f64], config: &EvalConfig) -> Result<EvalReport, Forec
         let mut cfg = base.clone();
         cfg.method = method;
         cfg.holt_winters.fit_horizon_steps = h;
+        if let Some(every) = config.refit_every_steps {
+            cfg.refit_every_steps = Some(every.max(1));
+        }
         let mut forecaster = Forecaster::new(cfg)?;
         let mut acc = Accumulator::default();
         for (t, &y) in series.iter().enumerate() {
             forecaster.observe(y);
-            if method == Method::HoltWinters
-                && forecaster.holt_winters().is_some()
-                && (t + 1) % refit_every == 0
-            {
-                let from = (t + 1).saturating_sub(refit_window);
-                // A refit that fails (too many gaps) keeps the running model.
-                let _ = forecaster.refit(&series[from..=t]);
-            }
             if t + 1 >= warmup && t + h < series.len() && series[t + h].is_finite() {
                 acc.add(series[t + h], &forecaster.forecast_steps(h));
             }

@@ -62,6 +62,11 @@ pub struct ForecasterConfig {
     pub burst: BurstConfig,
     /// After this many missing points in a row, the next observation re-anchors the level.
     pub max_gap_steps: usize,
+    /// Refit Holt-Winters every this many points on the history the forecaster keeps (the
+    /// last `fit_window_seasons + 2` seasons: ~58 KB at 1 minute); `None` keeps no history
+    /// and leaves refits to the caller ([`Forecaster::refit`]). Clients come and go, so
+    /// parameters fitted once go stale: see `docs/forecasting.md`.
+    pub refit_every_steps: Option<usize>,
 }
 
 /// Seconds in the daily season.
@@ -112,6 +117,7 @@ impl ForecasterConfig {
                 half_life_steps: (900.0 / interval_s).max(1.0),
             },
             max_gap_steps: season_steps / 4,
+            refit_every_steps: Some(season_steps),
         })
     }
 
@@ -144,6 +150,13 @@ impl ForecasterConfig {
                 "residual_scale.floor_fraction",
                 "in (0, 1]",
                 floor_fraction,
+            ));
+        }
+        if self.refit_every_steps == Some(0) {
+            return Err(ForecastError::config(
+                "refit_every_steps",
+                ">= 1 or None",
+                0,
             ));
         }
         if !(0.0..=1.0).contains(&self.burst.gain) {
@@ -274,6 +287,46 @@ impl Stage {
     }
 }
 
+/// The last `capacity` points (NaN = missing), for self-refits.
+#[derive(Debug, Clone)]
+struct History {
+    ring: Vec<f64>,
+    next: usize,
+    capacity: usize,
+    /// Points since the last (re)fit.
+    since_fit: usize,
+}
+
+impl History {
+    fn new(capacity: usize) -> Self {
+        Self {
+            ring: Vec::new(),
+            next: 0,
+            capacity,
+            since_fit: 0,
+        }
+    }
+
+    fn push(&mut self, y: f64) {
+        if self.ring.len() < self.capacity {
+            self.ring.push(y);
+        } else {
+            self.ring[self.next] = y;
+            self.next += 1;
+            if self.next == self.capacity {
+                self.next = 0;
+            }
+        }
+        self.since_fit += 1;
+    }
+
+    /// Oldest first.
+    fn to_vec(&self) -> Vec<f64> {
+        let (newer, older) = self.ring.split_at(self.next);
+        older.iter().chain(newer).copied().collect()
+    }
+}
+
 /// Running count, mean and variance of the finite observations (Welford).
 #[derive(Debug, Clone, Copy, Default)]
 struct Moments {
@@ -322,6 +375,8 @@ pub struct Forecaster {
     missing_run: usize,
     /// One-step point and upper band made at the last origin, for the burst detector.
     last_one_step: (f64, f64),
+    /// Kept only for Holt-Winters with `refit_every_steps`.
+    history: Option<History>,
 }
 
 impl Forecaster {
@@ -330,7 +385,16 @@ impl Forecaster {
     pub fn new(config: ForecasterConfig) -> Result<Self, ForecastError> {
         config.validate()?;
         let stage = Self::initial_stage(&config);
+        let history = match (config.method, config.refit_every_steps) {
+            (Method::HoltWinters, Some(_)) => {
+                let hw = &config.holt_winters;
+                let seasons = hw.fit_window_seasons.max(1) + 2;
+                Some(History::new(seasons * hw.season_steps))
+            }
+            _ => None,
+        };
         Ok(Self {
+            history,
             calibrator: Calibrator::new(config.calibration_steps.clone(), config.residual_window),
             burst: BurstDetector::new(config.burst),
             stage,
@@ -453,6 +517,9 @@ impl Forecaster {
         if self.config.method == Method::HoltWinters {
             let model = self.config.holt_winters.fit(history)?;
             self.stage = Stage::HoltWinters(model);
+            if let Some(h) = &mut self.history {
+                h.since_fit = 0;
+            }
         }
         Ok(())
     }
@@ -575,6 +642,22 @@ impl Forecaster {
     fn step_model(&mut self, y: f64) {
         let h = self.config.holt_winters.fit_horizon_steps.max(1);
         let mut fitted = None;
+        if let Some(history) = &mut self.history {
+            history.push(y);
+            let due = self
+                .config
+                .refit_every_steps
+                .is_some_and(|every| history.since_fit >= every);
+            if due && matches!(self.stage, Stage::HoltWinters(_)) {
+                // A refit that fails (too many gaps) keeps the running model; either way the
+                // next attempt is a full period away.
+                history.since_fit = 0;
+                if let Ok(model) = self.config.holt_winters.fit(&history.to_vec()) {
+                    self.stage = Stage::HoltWinters(model);
+                    return;
+                }
+            }
+        }
         match &mut self.stage {
             Stage::Warming {
                 smoother,
@@ -605,6 +688,9 @@ impl Forecaster {
         }
         if let Some(m) = fitted {
             self.stage = Stage::HoltWinters(m);
+            if let Some(history) = &mut self.history {
+                history.since_fit = 0;
+            }
         }
     }
 }

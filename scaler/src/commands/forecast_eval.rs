@@ -49,6 +49,12 @@ struct Output {
 
 /// Loads the trace, evaluates every method and prints the result.
 pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
+    print!("{}", render(&args)?);
+    Ok(())
+}
+
+/// The text `run` prints: the table, or the JSON document followed by a newline.
+pub fn render(args: &ForecastEvalArgs) -> anyhow::Result<String> {
     let loaded = trace::load(&args.trace)?;
     let interval_s = args.interval.unwrap_or_else(|| loaded.default_interval_s());
     let series = loaded.rate_series(interval_s)?;
@@ -71,19 +77,15 @@ pub fn run(args: ForecastEvalArgs) -> anyhow::Result<()> {
         selected: report.selected,
         methods: report.methods,
     };
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string(&out)?),
-        Format::Table => print!(
-            "{}",
-            table(
-                &out,
-                loaded.format(),
-                report.warmup_points,
-                report.moving_average_window_steps
-            )
+    Ok(match args.format {
+        Format::Json => format!("{}\n", serde_json::to_string(&out)?),
+        Format::Table => table(
+            &out,
+            loaded.format(),
+            report.warmup_points,
+            report.moving_average_window_steps,
         ),
-    }
-    Ok(())
+    })
 }
 
 fn table(out: &Output, format: trace::TraceFormat, warmup: usize, ma_window: usize) -> String {
@@ -110,4 +112,81 @@ fn table(out: &Output, format: trace::TraceFormat, warmup: usize, ma_window: usi
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-client ServeGen directory of `windows` 600 s windows with a repeating pattern.
+    fn servegen_dir(windows: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..windows)
+            .map(|i| format!("{},{},1,Gamma,1,1\n", i * 600, 5.0 + (i % 7) as f64))
+            .collect();
+        std::fs::write(dir.path().join("chunk-0-trace.csv"), text).unwrap();
+        dir
+    }
+
+    #[test]
+    fn json_has_the_documented_fields_in_order() {
+        let dir = servegen_dir(100);
+        let args = ForecastEvalArgs {
+            trace: dir.path().to_path_buf(),
+            interval: None,
+            horizon: 1200.0,
+            format: Format::Json,
+        };
+        let text = render(&args).unwrap();
+        let keys = [
+            "\"trace\"",
+            "\"interval_s\"",
+            "\"horizon_s\"",
+            "\"points\"",
+            "\"selected\"",
+            "\"methods\"",
+        ];
+        let at: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["interval_s"], 600.0);
+        assert_eq!(v["horizon_s"], 1200.0);
+        // 100 points, warm-up a quarter (25), horizon 2 steps: origins 24..=97.
+        assert_eq!(v["points"], 100 - 25 - 2 + 1);
+        assert_eq!(v["selected"], "holt_winters");
+        let names: Vec<&str> = v["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["holt_winters", "seasonal_naive", "moving_average"]);
+        for m in v["methods"].as_array().unwrap() {
+            let fields: Vec<&String> = m.as_object().unwrap().keys().collect();
+            assert_eq!(fields.len(), 7, "{m}");
+            for f in ["mae", "smape", "pinball_p95", "coverage_90", "coverage_95"] {
+                assert!(m[f].as_f64().unwrap() >= 0.0, "{f} in {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn table_names_the_format_and_every_method() {
+        let dir = servegen_dir(100);
+        let args = ForecastEvalArgs {
+            trace: dir.path().to_path_buf(),
+            interval: Some(1200.0),
+            horizon: 1200.0,
+            format: Format::Table,
+        };
+        let text = render(&args).unwrap();
+        assert!(text.contains("(servegen), interval 1200 s"), "{text}");
+        assert_eq!(text.lines().count(), 5, "{text}");
+        let bad = ForecastEvalArgs {
+            interval: Some(900.0),
+            ..args
+        };
+        let err = render(&bad).unwrap_err().to_string();
+        assert!(err.contains("whole multiple of the 600 s window"), "{err}");
+    }
 }

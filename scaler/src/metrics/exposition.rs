@@ -9,13 +9,16 @@
 
 use std::collections::BTreeSet;
 
+/// A sample's labels, `(name, value)` sorted by name.
+pub type LabelPairs = Vec<(String, String)>;
+
 /// One sample line: metric name, labels sorted by name, value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// Metric name as on the wire (`vllm:prompt_tokens_total`, `x_bucket`).
     pub name: String,
     /// Labels, sorted by name.
-    pub labels: Vec<(String, String)>,
+    pub labels: LabelPairs,
     /// Value; may be NaN or ±Inf as the format allows.
     pub value: f64,
 }
@@ -135,7 +138,7 @@ fn parse_value(s: &str) -> Option<f64> {
 }
 
 /// Parses `a="x",b="y"}` and returns the labels and the text after `}`.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(mut s: &str) -> Result<(LabelPairs, &str), String> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start();

@@ -140,6 +140,12 @@ impl PrometheusClient {
                     ca.display()
                 ))
             })?;
+            if certs.is_empty() {
+                return Err(MetricsError::Config(format!(
+                    "metrics.prometheus.ca_file {}: expected at least one PEM certificate, found none",
+                    ca.display()
+                )));
+            }
             builder = builder.tls_certs_only(certs);
         }
         let http = builder

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 
 use super::derive::{counter_rate_per_s, histogram_increase, histogram_quantile};
-use super::exposition::{Sample, parse};
+use super::exposition::{LabelPairs, Sample, parse};
 use super::preset::{LATENCY_QUANTILE, SignalSource};
 use super::{DemandObserver, MetricsError, Observation, Target, optional, required};
 
@@ -334,7 +334,7 @@ fn signal_value(
             };
             let name = pick_name(names, suffix, newest, matches)?;
             // Rate per series (a reset of one series must not hide another's growth), then sum.
-            let mut series: BTreeMap<&Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+            let mut series: BTreeMap<&LabelPairs, Vec<(f64, f64)>> = BTreeMap::new();
             for (at, samples) in window {
                 for s in samples.iter().filter(|s| s.name == name && matches(s)) {
                     series.entry(&s.labels).or_default().push((*at, s.value));
