@@ -159,6 +159,12 @@ async def run_load(args, pb, pbg):
             a = await stub.IsActive(sor(pb, model, variant), timeout=3)
             c.check(first == a.result, f"stream {model}/{variant} said {first}, IsActive {a.result}")
         await bad_input(pb, stub, c)
+        # gRPC health through grpcio-health-checking's own stubs: another independent client.
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ["", "externalscaler.ExternalScaler"]:
+            h = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=3)
+            c.check(h.status == health_pb2.HealthCheckResponse.SERVING, f"health {service!r}: {h.status}")
         for call, _, _ in streams:
             call.cancel()
     latencies.sort()
