@@ -77,42 +77,34 @@ async fn mtls_requires_a_client_certificate_signed_by_the_ca() {
     assert!(spec_over(ep(foreign)).await.is_err());
 }
 
+async fn start_error(tls: slo_scaler::config::TlsConfig) -> String {
+    slo_scaler::server::start(
+        planner(),
+        slo_scaler::server::ServeOptions {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(tls),
+            evaluation: fast_evaluation(5.0),
+        },
+    )
+    .await
+    .err()
+    .expect("start fails")
+    .to_string()
+}
+
 #[tokio::test]
 async fn unreadable_or_non_pem_files_are_named_in_the_error() {
     init_crypto();
     let pki = TestPki::generate();
     let mut tls = pki.server_tls(false);
     tls.key_file = pki.dir.path().join("missing.key");
-    let err = slo_scaler::server::start(
-        planner(),
-        slo_scaler::server::ServeOptions {
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            tls: Some(tls),
-            evaluation: fast_evaluation(5.0),
-        },
-    )
-    .await
-    .err()
-    .expect("start fails")
-    .to_string();
+    let err = start_error(tls).await;
     assert!(err.contains("missing.key"), "{err}");
     let junk = pki.dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate").unwrap();
     let mut tls = pki.server_tls(false);
     tls.cert_file = junk;
-    let err = slo_scaler::server::start(
-        planner(),
-        slo_scaler::server::ServeOptions {
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            tls: Some(tls),
-            evaluation: fast_evaluation(5.0),
-        },
-    )
-    .await
-    .err()
-    .expect("start fails")
-    .to_string();
+    let err = start_error(tls).await;
     assert!(err.contains("junk.pem") && err.contains("PEM"), "{err}");
 }

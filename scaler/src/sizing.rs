@@ -228,30 +228,44 @@ impl Search<'_> {
             return;
         }
         let it = self.items[i];
-        let mut top = it.hi - it.lo;
         // Never more than needed to cover on its own (costs are non-negative).
         let useful = (need / it.cap * (1.0 - EPS)).ceil().max(0.0);
-        if useful < f64::from(top) {
-            top = useful as u32;
-        }
+        let top = self
+            .budget_top(i)
+            .min(useful.min(f64::from(u32::MAX)) as u32);
+        self.branch(i, top, |s, y| {
+            s.cover(
+                i + 1,
+                need - f64::from(y) * it.cap,
+                cost + f64::from(y) * it.cost,
+            )
+        });
+    }
+
+    /// Most extra replicas of item `i` its limit and its GPU type's budget allow.
+    fn budget_top(&self, i: usize) -> u32 {
+        let it = self.items[i];
+        let mut top = it.hi - it.lo;
         if let Some(b) = it.budget
             && it.gpus > 0
         {
-            top = top.min(
-                (self.budget[b].max(0) as u64 / u64::from(it.gpus)).min(u64::from(u32::MAX)) as u32,
-            );
+            let fit = (self.budget[b].max(0) as u64 / u64::from(it.gpus)).min(u64::from(u32::MAX));
+            top = top.min(fit as u32);
         }
+        top
+    }
+
+    /// Tries `top, top-1, ..., 0` extra replicas of item `i` (largest first, so good
+    /// incumbents come early), keeping `x` and the budgets in step around `visit`.
+    fn branch(&mut self, i: usize, top: u32, mut visit: impl FnMut(&mut Self, u32)) {
+        let it = self.items[i];
         for y in (0..=top).rev() {
             let used = i64::from(y) * i64::from(it.gpus);
             if let Some(b) = it.budget {
                 self.budget[b] -= used;
             }
             self.x[i] = it.lo + y;
-            self.cover(
-                i + 1,
-                need - f64::from(y) * it.cap,
-                cost + f64::from(y) * it.cost,
-            );
+            visit(self, y);
             self.x[i] = it.lo;
             if let Some(b) = it.budget {
                 self.budget[b] += used;
@@ -286,31 +300,15 @@ impl Search<'_> {
             return;
         }
         let it = self.items[i];
-        let mut top = it.hi - it.lo;
-        if let Some(b) = it.budget
-            && it.gpus > 0
-        {
-            top = top.min(
-                (self.budget[b].max(0) as u64 / u64::from(it.gpus)).min(u64::from(u32::MAX)) as u32,
-            );
-        }
-        for y in (0..=top).rev() {
-            let used = i64::from(y) * i64::from(it.gpus);
-            if let Some(b) = it.budget {
-                self.budget[b] -= used;
-            }
-            self.x[i] = it.lo + y;
-            self.max_capacity(
+        let top = self.budget_top(i);
+        self.branch(i, top, |s, y| {
+            s.max_capacity(
                 i + 1,
                 cap + f64::from(y) * it.cap,
                 cost + f64::from(y) * it.cost,
                 best,
-            );
-            self.x[i] = it.lo;
-            if let Some(b) = it.budget {
-                self.budget[b] += used;
-            }
-        }
+            )
+        });
     }
 }
 
