@@ -339,6 +339,41 @@ impl Snapshot {
     }
 }
 
+/// Logs, at `info`, every variant whose desired replica count (as the HPA rounds it)
+/// changed between two snapshots,
+/// and every model whose decision became unavailable: what an operator wants in the log,
+/// once rather than every tick.
+fn log_changes(before: &Snapshot, after: &Snapshot) {
+    for (model, state) in &after.models {
+        let old = before.models.get(model);
+        let old_good = old.and_then(|s| s.last_good.as_ref());
+        if let Some((_, decisions)) = &state.last_good {
+            for d in decisions {
+                let prev = old_good.and_then(|(_, ds)| ds.iter().find(|x| x.variant == d.variant));
+                let from = prev.map(|p| p.desired_replicas);
+                // The HPA acts on ceil(value): fractional drift is not a change.
+                if from.map(f64::ceil) != Some(d.desired_replicas.ceil()) {
+                    tracing::info!(
+                        model = %model,
+                        variant = %d.variant,
+                        from = from.map(|f| f.to_string()).unwrap_or_else(|| "none".into()),
+                        to = d.desired_replicas,
+                        reason = %d.reason,
+                        "decision changed"
+                    );
+                }
+            }
+        }
+        if state.last_error.is_some() && old.is_none_or(|o| o.last_error != state.last_error) {
+            tracing::warn!(
+                model = %model,
+                reason = state.last_error.as_deref().unwrap_or(""),
+                "no fresh decision"
+            );
+        }
+    }
+}
+
 /// Settings of the evaluation loop.
 #[derive(Debug, Clone, Copy)]
 pub struct EvaluatorSettings {
@@ -393,7 +428,7 @@ impl<P: Planner> Evaluator<P> {
                             }
                         }
                         ModelOutcome::Unavailable(why) => {
-                            tracing::warn!(model = %d.model, reason = %why, "no decision this tick")
+                            tracing::debug!(model = %d.model, reason = %why, "no decision this tick")
                         }
                     }
                 }
@@ -412,6 +447,7 @@ impl<P: Planner> Evaluator<P> {
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "evaluated"
         );
+        log_changes(&current, &next);
         self.tx.send_replace(Arc::new(next));
     }
 
