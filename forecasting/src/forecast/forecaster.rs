@@ -287,12 +287,13 @@ impl Stage {
     }
 }
 
-/// The last `capacity` points (NaN = missing), for self-refits.
+/// The last `capacity` points (NaN = missing), for self-refits. Allocated in full up front so
+/// an update never reallocates (a cloned `Vec` would lose its spare capacity).
 #[derive(Debug, Clone)]
 struct History {
     ring: Vec<f64>,
     next: usize,
-    capacity: usize,
+    filled: usize,
     /// Points since the last (re)fit.
     since_fit: usize,
 }
@@ -300,28 +301,28 @@ struct History {
 impl History {
     fn new(capacity: usize) -> Self {
         Self {
-            ring: Vec::new(),
+            ring: vec![f64::NAN; capacity.max(1)],
             next: 0,
-            capacity,
+            filled: 0,
             since_fit: 0,
         }
     }
 
     fn push(&mut self, y: f64) {
-        if self.ring.len() < self.capacity {
-            self.ring.push(y);
-        } else {
-            self.ring[self.next] = y;
-            self.next += 1;
-            if self.next == self.capacity {
-                self.next = 0;
-            }
+        self.ring[self.next] = y;
+        self.next += 1;
+        if self.next == self.ring.len() {
+            self.next = 0;
         }
+        self.filled = (self.filled + 1).min(self.ring.len());
         self.since_fit += 1;
     }
 
     /// Oldest first.
     fn to_vec(&self) -> Vec<f64> {
+        if self.filled < self.ring.len() {
+            return self.ring[..self.filled].to_vec();
+        }
         let (newer, older) = self.ring.split_at(self.next);
         older.iter().chain(newer).copied().collect()
     }
