@@ -62,7 +62,7 @@ models:
         .as_str()
         .unwrap()
         .to_string();
-    assert!(reason.contains("observed 6.0"), "{reason}");
+    assert_observed(&reason, 6.0);
 
     // The h100 replica gets busier: 10 req/s in total.
     h100.set_load(load(8.0));

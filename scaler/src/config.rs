@@ -31,7 +31,7 @@
 //! | `metrics.rate_window_s` | `60` | window of rates and latency quantiles |
 //! | `metrics.prometheus.url` | required with `kind: prometheus` | base URL, e.g. `http://prometheus:9090` |
 //! | `metrics.prometheus.timeout_s` | `1` | per request (connect included) |
-//! | `metrics.prometheus.retries` | `2` | retries of connection errors, timeouts, 429 and 5xx |
+//! | `metrics.prometheus.retries` | `2` | retries of connection errors, timeouts, 429 and 5xx (keep `timeout_s × (retries + 1)` plus back-off under `evaluation.timeout_s`, or a hung Prometheus times the whole evaluation out) |
 //! | `metrics.prometheus.backoff_s` | `0.1` | first retry delay; doubles, with ±50 % jitter |
 //! | `metrics.prometheus.bearer_token_file` | none | `Authorization: Bearer <file content>` |
 //! | `metrics.prometheus.basic_auth` | none | `{username, password_file}` |

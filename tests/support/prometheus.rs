@@ -601,3 +601,17 @@ pub async fn wait_unavailable_keeping_state(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Asserts that a decision reason reports the observed demand, within 3 % of `want` req/s.
+pub fn assert_observed(reason: &str, want: f64) {
+    let got: f64 = reason
+        .split("observed ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `observed <req/s>` in the reason: {reason}"));
+    assert!(
+        (got - want).abs() <= 0.03 * want,
+        "observed {got} req/s, expected {want} ± 3 %: {reason}"
+    );
+}

@@ -7,8 +7,6 @@
 //! ignored by the callers on purpose: the scraper stamps each scrape with its own clock,
 //! so an engine whose clock is skewed cannot make data look fresh or stale.
 
-use std::collections::BTreeSet;
-
 /// A sample's labels, `(name, value)` sorted by name.
 pub type LabelPairs = Vec<(String, String)>;
 
@@ -64,7 +62,7 @@ pub enum ParseError {
 /// Parses a whole exposition.
 pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
     let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
+    let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -75,15 +73,19 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
             text: line.chars().take(200).collect(),
             why: why.to_string(),
         };
-        let sample = parse_line(line).map_err(|w| bad(&w))?;
-        let key = (sample.name.clone(), sample.labels.clone());
-        if !seen.insert(key) {
-            return Err(ParseError::DuplicateSeries {
-                line: i + 1,
-                series: format!("{}{:?}", sample.name, sample.labels),
-            });
-        }
-        out.push(sample);
+        out.push(parse_line(line).map_err(|w| bad(&w))?);
+        lines.push(i + 1);
+    }
+    // Duplicates: sort indices by series and compare neighbours, so no key is cloned.
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    let key = |i: usize| (&out[i].name, &out[i].labels);
+    order.sort_by(|a, b| key(*a).cmp(&key(*b)).then(a.cmp(b)));
+    if let Some(w) = order.windows(2).find(|w| key(w[0]) == key(w[1])) {
+        let dup = &out[w[1]];
+        return Err(ParseError::DuplicateSeries {
+            line: lines[w[1]],
+            series: format!("{}{:?}", dup.name, dup.labels),
+        });
     }
     Ok(out)
 }

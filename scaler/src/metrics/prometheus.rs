@@ -178,11 +178,11 @@ impl PrometheusClient {
         what: &str,
     ) -> Result<Value, MetricsError> {
         let url = self.url(path, params);
-        let shown = format!(
-            "{}{}",
-            self.base.as_str().trim_end_matches('/'),
-            "/".to_string() + path
-        );
+        // For messages: the endpoint without the query (PromQL can be long) or credentials.
+        let mut base = self.base.clone();
+        let _ = base.set_username("");
+        let _ = base.set_password(None);
+        let shown = format!("{}/{path}", base.as_str().trim_end_matches('/'));
         let mut attempt = 0u32;
         loop {
             let mut req = self.http.get(url.clone());

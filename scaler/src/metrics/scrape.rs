@@ -133,6 +133,8 @@ pub struct ScrapeObserver<L, F> {
     settings: ScrapeSettings,
     epoch: Instant,
     state: Mutex<BTreeMap<String, EndpointState>>,
+    /// Per model, `(unix_s, requests_per_s)` of each observation, at most `history_len`.
+    demand: Mutex<BTreeMap<String, VecDeque<(f64, f64)>>>,
 }
 
 impl<L: EndpointLister, F: Fetcher> ScrapeObserver<L, F> {
@@ -144,6 +146,18 @@ impl<L: EndpointLister, F: Fetcher> ScrapeObserver<L, F> {
             settings,
             epoch: Instant::now(),
             state: Mutex::new(BTreeMap::new()),
+            demand: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records an observed demand for forecasters (bounded like the scrapes: without
+    /// Prometheus there is no other history, and a restart starts it afresh).
+    fn record_demand(&self, model: &str, unix_s: f64, requests_per_s: f64) {
+        let mut d = self.demand.lock().expect("demand history lock");
+        let h = d.entry(model.to_string()).or_default();
+        h.push_back((unix_s, requests_per_s));
+        while h.len() > self.settings.history_len.max(2) {
+            h.pop_front();
         }
     }
 
@@ -151,15 +165,25 @@ impl<L: EndpointLister, F: Fetcher> ScrapeObserver<L, F> {
         self.epoch.elapsed().as_secs_f64()
     }
 
-    /// Scrapes every endpoint once, recording results at `now_s` (tests pass their own).
+    /// Scrapes every endpoint once, recording every result at `now_s` (tests pass their
+    /// own clock).
     pub async fn refresh_at(&self, now_s: f64) {
+        self.refresh_with(&|| now_s).await
+    }
+
+    /// Scrapes every endpoint once; each scrape is stamped by `clock` when its body has
+    /// arrived (the moment the counters were read, give or take the transfer), so one
+    /// slow endpoint does not skew the others' rates.
+    async fn refresh_with(&self, clock: &(dyn Fn() -> f64 + Sync)) {
         let endpoints = self.lister.endpoints();
         let results = futures::future::join_all(endpoints.iter().map(|e| async move {
             let body = self.fetcher.fetch(&e.url).await?;
-            parse(&body).map_err(|p| MetricsError::Scrape {
+            let at = clock();
+            let samples = parse(&body).map_err(|p| MetricsError::Scrape {
                 endpoint: e.url.clone(),
                 why: format!("unparsable exposition: {p}"),
-            })
+            })?;
+            Ok::<_, MetricsError>((at, samples))
         }))
         .await;
         let mut state = self.state.lock().expect("scrape state lock");
@@ -168,8 +192,8 @@ impl<L: EndpointLister, F: Fetcher> ScrapeObserver<L, F> {
         for (e, r) in endpoints.iter().zip(results) {
             let s = state.entry(e.url.clone()).or_default();
             match r {
-                Ok(samples) => {
-                    s.scrapes.push_back((now_s, Arc::new(samples)));
+                Ok((at, samples)) => {
+                    s.scrapes.push_back((at, Arc::new(samples)));
                     while s.scrapes.len() > self.settings.history_len.max(2) {
                         s.scrapes.pop_front();
                     }
@@ -401,14 +425,31 @@ fn add_histogram(
 
 impl<L: EndpointLister, F: Fetcher> DemandObserver for ScrapeObserver<L, F> {
     fn refresh(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move { self.refresh_at(self.now_s()).await })
+        Box::pin(async move { self.refresh_with(&|| self.now_s()).await })
     }
 
     fn observe<'a>(
         &'a self,
         target: &'a Target,
     ) -> BoxFuture<'a, Result<Observation, MetricsError>> {
-        Box::pin(async move { self.observe_at(target, self.now_s()) })
+        Box::pin(async move {
+            let o = self.observe_at(target, self.now_s())?;
+            let unix_s = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.record_demand(&target.model, unix_s, o.requests_per_s);
+            Ok(o)
+        })
+    }
+
+    fn demand_history(&self, model: &str) -> Vec<(f64, f64)> {
+        self.demand
+            .lock()
+            .expect("demand history lock")
+            .get(model)
+            .map(|h| h.iter().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -613,6 +654,14 @@ mod tests {
         }
         assert_eq!(o.state.lock().unwrap()["a"].scrapes.len(), 5);
         assert_eq!(o.observe_at(&target(), 19.0).unwrap().requests_per_s, 1.0);
+        for _ in 0..8 {
+            o.record_demand("llama", 0.0, 1.0);
+        }
+        assert_eq!(
+            o.demand_history("llama").len(),
+            5,
+            "demand history bounded too"
+        );
         let none = ScrapeObserver::new(
             StaticEndpoints(vec![]),
             f,
