@@ -17,8 +17,9 @@
 use std::collections::BTreeMap;
 
 use forecasting::capacity::{Capacity, Slo, capacity_per_replica};
+use forecasting::correction::{CapacityCorrection, CorrectionSettings, LatencySample};
 use forecasting::forecast::{Forecaster, ForecasterConfig, Method, QUANTILE_LEVELS};
-use forecasting::latency::{Percentile, RequestMix};
+use forecasting::latency::{LatencyModel, Percentile, RequestMix};
 use forecasting::profile::Profile;
 
 use crate::decision::{ModelDecision, ModelOutcome, VariantDecision};
@@ -102,6 +103,8 @@ pub enum PipelineError {
 struct VariantState {
     input: VariantInput,
     capacity: Capacity,
+    /// The analytic model, to predict latency at the observed load (closing the loop).
+    latency: LatencyModel,
 }
 
 /// One model: forecaster, per-variant capacity, stabiliser.
@@ -119,6 +122,8 @@ pub struct ModelPipeline {
     last: Option<(f64, f64)>,
     /// Why the latest reading failed, until the next good one.
     unavailable: Option<String>,
+    /// Observed vs predicted latency → a bounded, smoothed capacity multiplier.
+    correction: CapacityCorrection,
     horizon_s: f64,
 }
 
@@ -160,7 +165,17 @@ impl ModelPipeline {
                     variant: v.name.clone(),
                     source,
                 })?;
-            variants.push(VariantState { input: v, capacity });
+            let latency =
+                LatencyModel::new(&v.profile, &input.mix).map_err(|e| PipelineError::Capacity {
+                    model: input.name.clone(),
+                    variant: v.name.clone(),
+                    source: e.into(),
+                })?;
+            variants.push(VariantState {
+                input: v,
+                capacity,
+                latency,
+            });
         }
         let horizon_s = variants
             .iter()
@@ -186,6 +201,7 @@ impl ModelPipeline {
             bucket: None,
             last: None,
             unavailable: None,
+            correction: CapacityCorrection::new(CorrectionSettings::default()),
             horizon_s,
         })
     }
@@ -232,6 +248,59 @@ impl ModelPipeline {
         }
     }
 
+    /// Closes the loop: compares observed p90 TTFT/TPOT (seconds; `None` when the engines
+    /// report none) with what the profiles predict at the observed load on the replicas
+    /// reported last, and updates the capacity multiplier (bounded to [0.5, 1.2] and
+    /// smoothed, so one noisy window cannot halve or double the fleet). Load is assumed
+    /// spread across running variants in proportion to their capacity, as least-loaded
+    /// routing does. Returns the factor.
+    pub fn observe_latency(&mut self, ttft_p90_s: Option<f64>, tpot_p90_s: Option<f64>) -> f64 {
+        let (Some(reported), Some((_, rps))) = (self.stabilizer.reported(), self.last) else {
+            return self.correction.factor();
+        };
+        let running: Vec<(&VariantState, u32)> = self
+            .variants
+            .iter()
+            .filter_map(|v| reported.get(&v.input.name).map(|&n| (v, n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let total_cap: f64 = running
+            .iter()
+            .map(|(v, n)| f64::from(*n) * v.capacity.rate_per_s)
+            .sum();
+        if total_cap <= 0.0 || rps <= 0.0 {
+            return self.correction.factor();
+        }
+        let (mut ttft_ms, mut tpot_ms) = (0.0, 0.0);
+        for (v, n) in &running {
+            let share = f64::from(*n) * v.capacity.rate_per_s / total_cap;
+            let Ok(p) = v.latency.predict(rps * share, *n) else {
+                return self.correction.factor();
+            };
+            ttft_ms += share * p.ttft_ms.at(Percentile::P90);
+            tpot_ms += share * p.tpot_ms.at(Percentile::P90);
+        }
+        let mut samples = Vec::new();
+        if let Some(o) = ttft_p90_s {
+            samples.push(LatencySample {
+                observed_s: o,
+                predicted_s: ttft_ms / 1e3,
+            });
+        }
+        if let Some(o) = tpot_p90_s {
+            samples.push(LatencySample {
+                observed_s: o,
+                predicted_s: tpot_ms / 1e3,
+            });
+        }
+        self.correction.update(&samples)
+    }
+
+    /// The capacity multiplier from observed latency (1 = the profile holds).
+    pub fn capacity_factor(&self) -> f64 {
+        self.correction.factor()
+    }
+
     /// The demand to cover: upper forecast over the cold-start horizon, at least the
     /// demand observed now. `None` before any observation.
     pub fn demand_upper(&self) -> Option<f64> {
@@ -272,7 +341,7 @@ impl ModelPipeline {
                     name: v.input.name.clone(),
                     gpu_type: v.input.gpu_type.clone(),
                     gpus_per_replica: v.input.gpus_per_replica,
-                    capacity_per_replica: v.capacity.rate_per_s,
+                    capacity_per_replica: v.capacity.rate_per_s * self.correction.factor(),
                     cost_per_hour: v.input.profile.cost_per_hour,
                     min: v.input.min,
                     max: v.input.max,
@@ -307,6 +376,18 @@ impl Fleet {
     pub fn observe(&mut self, model: &str, now_s: f64, rps: f64) {
         if let Some(m) = self.models.iter_mut().find(|m| m.name == model) {
             m.observe(now_s, rps);
+        }
+    }
+
+    /// Feeds one model's observed p90 latencies (see [`ModelPipeline::observe_latency`]).
+    pub fn observe_latency(
+        &mut self,
+        model: &str,
+        ttft_p90_s: Option<f64>,
+        tpot_p90_s: Option<f64>,
+    ) {
+        if let Some(m) = self.models.iter_mut().find(|m| m.name == model) {
+            m.observe_latency(ttft_p90_s, tpot_p90_s);
         }
     }
 
@@ -368,6 +449,14 @@ impl Fleet {
             let demand = demands[i].unwrap_or(0.0);
             let stable = m.stabilizer.step(now_s, &plan, demand);
             let slo = m.target.slo;
+            let factor = m.correction.factor();
+            let corrected = if (factor - 1.0).abs() > 1e-9 {
+                format!(
+                    " (profile capacity ×{factor:.2}: observed latency vs the model's prediction)"
+                )
+            } else {
+                String::new()
+            };
             let decisions = m
                 .variants
                 .iter()
@@ -381,16 +470,17 @@ impl Fleet {
                             ("planned_replicas", f64::from(planned)),
                             ("plan_cost_per_hour", plan.cost_per_hour),
                             ("plan_feasible", if plan.feasible { 1.0 } else { 0.0 }),
+                            ("capacity_factor", factor),
                         ]),
                         variant: v.input.name.clone(),
                         desired_replicas: f64::from(s.replicas),
                         reason: format!(
-                            "{}; q{:.0} demand {:.2} req/s over the next {:.0} s, {:.2} req/s per replica at TTFT {} ≤ {:.0} ms and TPOT {} ≤ {:.0} ms",
+                            "{}; q{:.0} demand {:.2} req/s over the next {:.0} s, {:.2} req/s per replica{corrected} at TTFT {} ≤ {:.0} ms and TPOT {} ≤ {:.0} ms",
                             s.reason,
                             m.quantile_level * 100.0,
                             demand,
                             m.horizon_s,
-                            v.capacity.rate_per_s,
+                            v.capacity.rate_per_s * factor,
                             percentile_name(slo.percentile),
                             slo.ttft_ms,
                             percentile_name(slo.percentile),
@@ -511,6 +601,57 @@ mod tests {
                 vs[0].reason
             );
         }
+    }
+
+    #[test]
+    fn slower_than_profiled_latency_adds_replicas_within_bounds() {
+        let mut fleet = Fleet::new(
+            vec![ModelPipeline::new(input(), StabilizerSettings::default()).unwrap()],
+            None,
+        );
+        fleet.observe("llama", 0.0, 30.0);
+        let total = |d: &[ModelDecision]| -> f64 {
+            let ModelOutcome::Planned(vs) = &d[0].outcome else {
+                panic!("{d:?}")
+            };
+            vs.iter().map(|v| v.desired_replicas).sum()
+        };
+        let before = total(&fleet.tick(0.0));
+        // The engines report latencies 3× what the profile predicts, window after window.
+        let predicted = |f: &Fleet| {
+            let m = &f.models()[0];
+            let reported = m.stabilizer.reported().unwrap().clone();
+            let (v, n) = m
+                .variants
+                .iter()
+                .filter_map(|v| reported.get(&v.input.name).map(|&n| (v, n)))
+                .find(|(_, n)| *n > 0)
+                .unwrap();
+            let p = v.latency.predict(30.0, n).unwrap();
+            (
+                p.ttft_ms.at(Percentile::P90) / 1e3,
+                p.tpot_ms.at(Percentile::P90) / 1e3,
+            )
+        };
+        for k in 1..=20 {
+            let (ttft, tpot) = predicted(&fleet);
+            fleet.observe_latency("llama", Some(3.0 * ttft), Some(3.0 * tpot));
+            fleet.observe("llama", f64::from(k), 30.0);
+            fleet.tick(f64::from(k));
+        }
+        let factor = fleet.models()[0].capacity_factor();
+        assert!(
+            (factor - 0.5).abs() < 0.01,
+            "bounded at 0.5 however slow: {factor}"
+        );
+        let after = total(&fleet.tick(21.0));
+        assert!(
+            after > before,
+            "more replicas when the GPU is slower than profiled: {before} -> {after}"
+        );
+        // Missing latency data is not evidence: the factor stays.
+        fleet.observe_latency("llama", None, None);
+        assert_eq!(fleet.models()[0].capacity_factor(), factor);
     }
 
     #[test]

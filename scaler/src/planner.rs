@@ -228,7 +228,12 @@ impl Planner for FleetPlanner {
             .collect();
         for name in &slo_models {
             match readings.get(name) {
-                Some(Ok(r)) => self.fleet.observe(name, t_s, r.requests_per_s),
+                Some(Ok(r)) => {
+                    self.fleet.observe(name, t_s, r.requests_per_s);
+                    if let Some(o) = &r.observation {
+                        self.fleet.observe_latency(name, o.ttft_p90_s, o.tpot_p90_s);
+                    }
+                }
                 Some(Err(why)) => self.fleet.mark_unavailable(name, why.clone()),
                 None => self.fleet.mark_unavailable(name, "no demand source".into()),
             }
