@@ -114,4 +114,58 @@ async fn backfill_loads_days_of_history_from_a_promtool_built_tsdb() {
         h.len(),
         elapsed.as_secs_f64() * 1e3
     );
+
+    // A restarted scaler rebuilds its forecast from this history alone: the SLO
+    // pipeline's forecaster, warmed with it, forecasts the second day's 6 req/s with a
+    // calibrated band instead of a brand-new series' wide guess.
+    use forecasting::capacity::Slo;
+    use forecasting::latency::{Percentile, RequestMix};
+    use slo_scaler::pipeline::{Fleet, ModelInput, ModelPipeline, SloTarget, VariantInput};
+    let profile =
+        slo_scaler::planner::load_profile("builtin/llama-3.1-8b-fp8_h200_tp1", None).unwrap();
+    let pipeline = ModelPipeline::new(
+        ModelInput {
+            name: "llama".into(),
+            priority: 0,
+            target: SloTarget {
+                slo: Slo {
+                    ttft_ms: 1000.0,
+                    tpot_ms: 50.0,
+                    percentile: Percentile::P90,
+                },
+                attainment: 0.95,
+            },
+            mix: RequestMix::fixed(1000.0, 200.0).unwrap(),
+            variants: vec![VariantInput {
+                name: "h200".into(),
+                gpu_type: "H200".into(),
+                gpus_per_replica: 1,
+                profile,
+                min: 0,
+                max: 16,
+            }],
+            forecast_interval_s: 60.0,
+        },
+        Default::default(),
+    )
+    .unwrap();
+    let mut fleet = Fleet::new(vec![pipeline], None);
+    // Up to 10 minutes before the data ends: after the last sample, rate() ramps down,
+    // an artefact of this synthetic history stopping, not demand.
+    let usable: Vec<(f64, f64)> = h
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t < (now - 600) as f64)
+        .collect();
+    fleet.warm_start("llama", &usable);
+    assert!(
+        fleet.forecaster_observations("llama") > 2_500,
+        "{}",
+        fleet.forecaster_observations("llama")
+    );
+    let upper = fleet.models()[0].demand_upper().unwrap();
+    assert!(
+        (6.0..7.0).contains(&upper),
+        "q95 over the cold start ≈ 6 req/s: {upper}"
+    );
 }

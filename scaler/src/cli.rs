@@ -142,6 +142,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "demand history backfill failed; serving without it"),
     }
+    let mut planner = planner;
+    for (model, points) in planner.warm_start() {
+        if points > 0 {
+            tracing::info!(%model, points, "forecaster warmed from history");
+        }
+    }
     let running = start(
         planner,
         ServeOptions {

@@ -379,6 +379,28 @@ impl Fleet {
         }
     }
 
+    /// Replays a model's demand history (`(unix_s, req/s)`, oldest first), e.g. backfilled
+    /// from Prometheus at start, through the same online path as live samples, so a
+    /// restarted scaler forecasts as if it had never stopped. Returns the points used.
+    pub fn warm_start(&mut self, model: &str, history: &[(f64, f64)]) -> usize {
+        let Some(m) = self.models.iter_mut().find(|m| m.name == model) else {
+            return 0;
+        };
+        for &(t, rps) in history {
+            m.observe(t, rps);
+        }
+        history.len()
+    }
+
+    /// Observations the model's forecaster has seen (completed intervals).
+    pub fn forecaster_observations(&self, model: &str) -> usize {
+        self.models
+            .iter()
+            .find(|m| m.name == model)
+            .map(|m| m.forecaster.observations())
+            .unwrap_or(0)
+    }
+
     /// Feeds one model's observed p90 latencies (see [`ModelPipeline::observe_latency`]).
     pub fn observe_latency(
         &mut self,
@@ -652,6 +674,33 @@ mod tests {
         // Missing latency data is not evidence: the factor stays.
         fleet.observe_latency("llama", None, None);
         assert_eq!(fleet.models()[0].capacity_factor(), factor);
+    }
+
+    #[test]
+    fn history_warms_the_forecaster_so_a_restart_forecasts_the_cycle() {
+        // Two days of a daily cycle at 1-minute steps, as a Prometheus backfill gives.
+        let day = 86_400.0;
+        let history: Vec<(f64, f64)> = (0..2 * 1440)
+            .map(|i| {
+                let t = f64::from(i) * 60.0;
+                (
+                    t,
+                    20.0 + 15.0 * (2.0 * std::f64::consts::PI * t / day).sin(),
+                )
+            })
+            .collect();
+        let mut fleet = Fleet::new(
+            vec![ModelPipeline::new(input(), StabilizerSettings::default()).unwrap()],
+            None,
+        );
+        assert_eq!(fleet.warm_start("llama", &history), history.len());
+        assert!(fleet.forecaster_observations("llama") >= 2 * 1440 - 1);
+        // At the trough of day 3 the upper forecast follows the cycle (demand near 5 req/s
+        // rising), not the wide interval of a brand-new series.
+        let upper = fleet.models()[0].demand_upper().unwrap();
+        assert!(upper.is_finite() && upper < 40.0, "{upper}");
+        let d = fleet.tick(2.0 * day);
+        assert!(matches!(d[0].outcome, ModelOutcome::Planned(_)), "{d:?}");
     }
 
     #[test]

@@ -189,6 +189,25 @@ impl FleetPlanner {
         &self.demand
     }
 
+    /// Feeds every SLO model's demand history (backfilled by the demand sources) to its
+    /// forecaster; call after [`DemandSources::backfill`]. Returns points per model.
+    pub fn warm_start(&mut self) -> Vec<(String, usize)> {
+        let names: Vec<String> = self
+            .fleet
+            .models()
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect();
+        names
+            .into_iter()
+            .map(|name| {
+                let history = self.demand.history(&name);
+                let n = self.fleet.warm_start(&name, &history);
+                (name, n)
+            })
+            .collect()
+    }
+
     /// The SLO pipelines.
     pub fn fleet(&self) -> &Fleet {
         &self.fleet
