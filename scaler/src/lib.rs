@@ -11,6 +11,7 @@ pub mod decision;
 pub mod demo;
 pub mod hpa;
 pub mod http;
+pub mod k8s;
 pub mod keda;
 pub mod metadata;
 pub mod metrics;

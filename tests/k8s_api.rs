@@ -1,0 +1,1060 @@
+//! The scaler's Kubernetes calls against a loopback fake API server (no kube-apiserver is
+//! obtainable here) that speaks the exact REST subset used and records every request:
+//!
+//! - list + watch of `SloScalingPolicy` (list `resourceVersion`, `watch=true` from it with
+//!   `allowWatchBookmarks=true`, re-watch from the last BOOKMARK's version when a watch
+//!   ends, re-list after `410 Gone`) through `slo_scaler::k8s::watch`;
+//! - status writes through `slo_scaler::k8s::status::StatusWriter`: `PATCH .../status` with
+//!   `Content-Type: application/merge-patch+json` carrying `metadata.resourceVersion` as a
+//!   precondition, 409 → `GET .../status` → retry, and the per-object rate limit.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use slo_scaler::k8s::crd::SloScalingPolicy;
+use slo_scaler::k8s::kube;
+use slo_scaler::k8s::status::{StatusError, StatusWriter, WriteOutcome};
+use slo_scaler::k8s::watch::{PolicyError, PolicySnapshot, Scope};
+use slo_scaler_integration::init_crypto;
+use tokio::sync::mpsc;
+
+const BASE: &str = "/apis/slo-scaler.io/v1alpha1";
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    path: String,
+    query: BTreeMap<String, String>,
+    content_type: Option<String>,
+    body: Value,
+}
+
+#[derive(Default)]
+struct State {
+    /// (namespace, name) → object.
+    objects: BTreeMap<(String, String), Value>,
+    /// Last resourceVersion handed out.
+    rv: u64,
+    /// Status patches to refuse with 409 regardless of their precondition.
+    forced_conflicts: u32,
+    /// Streams for the next watch requests, in order; a watch with none queued hangs.
+    watches: VecDeque<mpsc::UnboundedReceiver<String>>,
+    /// (namespace, name) → Lease.
+    leases: BTreeMap<(String, String), Value>,
+    seen: Vec<Seen>,
+}
+
+#[derive(Clone)]
+struct Fake {
+    state: Arc<Mutex<State>>,
+    url: String,
+}
+
+fn policy(ns: &str, name: &str, model: &str, rv: u64, generation: i64) -> Value {
+    json!({
+        "apiVersion": "slo-scaler.io/v1alpha1",
+        "kind": "SloScalingPolicy",
+        "metadata": {
+            "namespace": ns, "name": name, "uid": format!("uid-{ns}-{name}"),
+            "resourceVersion": rv.to_string(), "generation": generation
+        },
+        "spec": {
+            "model": model,
+            "variants": [{"name": "h100", "capacityRps": 5.0, "maxReplicas": 8}],
+            "demand": {"kind": "constant", "rps": 12.0}
+        }
+    })
+}
+
+fn status_error(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code
+    });
+    (
+        StatusCode::from_u16(code).expect("code"),
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn json_response(v: &Value) -> Response {
+    ([("content-type", "application/json")], v.to_string()).into_response()
+}
+
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().expect("object");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+async fn handle(
+    axum::extract::State(fake): axum::extract::State<Fake>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query: BTreeMap<String, String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let path = uri.path().to_owned();
+    let mut st = fake.state.lock().expect("state");
+    st.seen.push(Seen {
+        method: method.clone(),
+        path: path.clone(),
+        query: query.clone(),
+        content_type: headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: body_json.clone(),
+    });
+    if let Some(rest) = path.strip_prefix(LEASES) {
+        return lease_call(&mut st, &method, rest, &body_json);
+    }
+    let all = format!("{BASE}/sloscalingpolicies");
+    let rest = path.strip_prefix(&format!("{BASE}/namespaces/"));
+    if method == Method::GET && path == all {
+        if query.get("watch").map(String::as_str) == Some("true") {
+            let rx = st.watches.pop_front();
+            drop(st);
+            let stream: futures::stream::BoxStream<'static, Result<Bytes, Infallible>> = match rx {
+                Some(rx) => Box::pin(futures::StreamExt::map(
+                    tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+                    |line| Ok(Bytes::from(line + "\n")),
+                )),
+                None => Box::pin(futures::stream::pending()),
+            };
+            return Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(stream))
+                .expect("response");
+        }
+        let items: Vec<Value> = st.objects.values().cloned().collect();
+        return json_response(&json!({
+            "apiVersion": "slo-scaler.io/v1alpha1", "kind": "SloScalingPolicyList",
+            "metadata": {"resourceVersion": st.rv.to_string()},
+            "items": items
+        }));
+    }
+    let Some(rest) = rest else {
+        return status_error(404, "NotFound", "no such path");
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [ns, "sloscalingpolicies", name, "status"] = parts.as_slice() else {
+        return status_error(404, "NotFound", "no such path");
+    };
+    let key = (ns.to_string(), name.to_string());
+    if !st.objects.contains_key(&key) {
+        return status_error(404, "NotFound", "sloscalingpolicies not found");
+    }
+    match method {
+        Method::GET => json_response(&st.objects[&key]),
+        Method::PATCH => {
+            let current_rv = st.objects[&key]["metadata"]["resourceVersion"].clone();
+            let wanted = &body_json["metadata"]["resourceVersion"];
+            if st.forced_conflicts > 0 || (!wanted.is_null() && *wanted != current_rv) {
+                st.forced_conflicts = st.forced_conflicts.saturating_sub(1);
+                return status_error(
+                    409,
+                    "Conflict",
+                    "Operation cannot be fulfilled: the object has been modified",
+                );
+            }
+            st.rv += 1;
+            let rv = st.rv.to_string();
+            let obj = st.objects.get_mut(&key).expect("object");
+            // The status subresource ignores everything but status.
+            merge_patch(&mut obj["status"], &body_json["status"]);
+            obj["metadata"]["resourceVersion"] = json!(rv);
+            json_response(obj)
+        }
+        _ => status_error(405, "MethodNotAllowed", "method not allowed"),
+    }
+}
+
+const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/";
+
+/// `.../namespaces/{ns}/leases[/{name}]`: GET, POST (create), PUT (replace with a
+/// resourceVersion precondition), as the API server does.
+fn lease_call(st: &mut State, method: &Method, rest: &str, body: &Value) -> Response {
+    let parts: Vec<&str> = rest.split('/').collect();
+    match (method, parts.as_slice()) {
+        (&Method::GET, [ns, "leases", name]) => {
+            match st.leases.get(&(ns.to_string(), name.to_string())) {
+                Some(l) => json_response(l),
+                None => status_error(404, "NotFound", "leases not found"),
+            }
+        }
+        (&Method::POST, [ns, "leases"]) => {
+            let name = body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let key = (ns.to_string(), name);
+            if st.leases.contains_key(&key) {
+                return status_error(409, "AlreadyExists", "leases already exists");
+            }
+            st.rv += 1;
+            let mut obj = body.clone();
+            obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+            st.leases.insert(key, obj.clone());
+            (
+                StatusCode::CREATED,
+                [("content-type", "application/json")],
+                obj.to_string(),
+            )
+                .into_response()
+        }
+        (&Method::PUT, [ns, "leases", name]) => {
+            let key = (ns.to_string(), name.to_string());
+            let Some(cur) = st.leases.get(&key) else {
+                return status_error(404, "NotFound", "leases not found");
+            };
+            if body["metadata"]["resourceVersion"] != cur["metadata"]["resourceVersion"] {
+                return status_error(409, "Conflict", "the object has been modified");
+            }
+            st.rv += 1;
+            let mut obj = body.clone();
+            obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+            st.leases.insert(key, obj.clone());
+            json_response(&obj)
+        }
+        _ => status_error(405, "MethodNotAllowed", "not served by the fake"),
+    }
+}
+
+impl Fake {
+    async fn start() -> Self {
+        init_crypto();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let fake = Fake {
+            state: Arc::new(Mutex::new(State::default())),
+            url,
+        };
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        fake
+    }
+
+    fn client(&self) -> kube::Client {
+        let config = kube::Config::new(self.url.parse().expect("url"));
+        kube::Client::try_from(config).expect("client")
+    }
+
+    fn put(&self, obj: Value) {
+        let mut st = self.state.lock().expect("state");
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .expect("ns")
+            .to_owned();
+        let name = obj["metadata"]["name"].as_str().expect("name").to_owned();
+        let rv: u64 = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv")
+            .parse()
+            .expect("number");
+        st.rv = st.rv.max(rv);
+        st.objects.insert((ns, name), obj);
+    }
+
+    fn watch_stream(&self) -> mpsc::UnboundedSender<String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.state.lock().expect("state").watches.push_back(rx);
+        tx
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.state.lock().expect("state").seen.clone()
+    }
+
+    fn lease(&self) -> Value {
+        self.state.lock().expect("state").leases
+            [&("slo-scaler".to_owned(), "slo-scaler".to_owned())]
+            .clone()
+    }
+
+    fn object(&self, ns: &str, name: &str) -> Value {
+        self.state.lock().expect("state").objects[&(ns.to_owned(), name.to_owned())].clone()
+    }
+}
+
+fn typed(v: &Value) -> SloScalingPolicy {
+    serde_json::from_value(v.clone()).expect("a SloScalingPolicy")
+}
+
+fn status(demand: f64) -> slo_scaler::k8s::crd::SloScalingPolicyStatus {
+    serde_json::from_value(json!({"demandRps": demand, "totalReplicas": 3, "costPerHour": 12.5}))
+        .expect("status")
+}
+
+const STATUS_PATH: &str =
+    "/apis/slo-scaler.io/v1alpha1/namespaces/llm/sloscalingpolicies/llama/status";
+
+#[tokio::test]
+async fn status_write_is_a_merge_patch_with_a_resource_version_precondition() {
+    let fake = Fake::start().await;
+    let obj = policy("llm", "llama", "llama-3.1-8b-instruct", 7, 2);
+    fake.put(obj.clone());
+    let mut writer = StatusWriter::new(fake.client(), Duration::from_secs(30));
+    writer.observe(&typed(&obj));
+    let outcome = writer
+        .submit("llm", "llama", status(4.5), Instant::now())
+        .await
+        .expect("written");
+    assert_eq!(outcome, WriteOutcome::Written);
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let req = &seen[0];
+    assert_eq!(req.method, Method::PATCH);
+    assert_eq!(req.path, STATUS_PATH);
+    assert_eq!(
+        req.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(req.body["metadata"]["resourceVersion"], "7");
+    assert_eq!(req.body["status"]["observedGeneration"], 2);
+    assert_eq!(req.body["status"]["demandRps"], 4.5);
+    assert!(
+        req.body.get("spec").is_none(),
+        "a status write never touches spec"
+    );
+    let stored = fake.object("llm", "llama");
+    assert_eq!(stored["status"]["totalReplicas"], 3);
+    assert_eq!(stored["metadata"]["resourceVersion"], "8");
+    // The next write's precondition is the version the server returned.
+    let later = Instant::now() + Duration::from_secs(31);
+    writer
+        .submit("llm", "llama", status(5.0), later)
+        .await
+        .expect("written");
+    assert_eq!(fake.seen()[1].body["metadata"]["resourceVersion"], "8");
+}
+
+#[tokio::test]
+async fn status_writes_are_rate_limited_per_object_and_deduplicated() {
+    let fake = Fake::start().await;
+    let a = policy("llm", "llama", "llama", 3, 1);
+    let b = policy("llm", "qwen", "qwen", 4, 1);
+    fake.put(a.clone());
+    fake.put(b.clone());
+    let mut writer = StatusWriter::new(fake.client(), Duration::from_secs(30));
+    writer.observe(&typed(&a));
+    writer.observe(&typed(&b));
+    let t0 = Instant::now();
+    let s = |d| status(d);
+    assert_eq!(
+        writer.submit("llm", "llama", s(1.0), t0).await.expect("ok"),
+        WriteOutcome::Written
+    );
+    // Another object has its own budget.
+    assert_eq!(
+        writer.submit("llm", "qwen", s(1.0), t0).await.expect("ok"),
+        WriteOutcome::Written
+    );
+    let t1 = t0 + Duration::from_secs(1);
+    assert_eq!(
+        writer.submit("llm", "llama", s(2.0), t1).await.expect("ok"),
+        WriteOutcome::Deferred
+    );
+    assert_eq!(
+        writer.submit("llm", "llama", s(3.0), t1).await.expect("ok"),
+        WriteOutcome::Deferred
+    );
+    assert_eq!(writer.pending(), 1);
+    assert_eq!(
+        writer
+            .flush_due(t0 + Duration::from_secs(10))
+            .await
+            .expect("ok"),
+        0
+    );
+    assert_eq!(fake.seen().len(), 2, "nothing sent within the interval");
+    assert_eq!(
+        writer
+            .flush_due(t0 + Duration::from_secs(30))
+            .await
+            .expect("ok"),
+        1
+    );
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(
+        seen[2].body["status"]["demandRps"], 3.0,
+        "the newest pending status wins"
+    );
+    // A deleted policy's state (its pending status included) is dropped.
+    writer
+        .submit("llm", "qwen", s(9.0), t0 + Duration::from_secs(1))
+        .await
+        .expect("deferred");
+    assert_eq!(writer.pending(), 1);
+    writer.retain(|_, name| name != "qwen");
+    assert_eq!((writer.pending(), writer.tracked()), (0, 1));
+    // Equal to what was written: nothing sent, even after the interval.
+    let t2 = t0 + Duration::from_secs(120);
+    assert_eq!(
+        writer.submit("llm", "llama", s(3.0), t2).await.expect("ok"),
+        WriteOutcome::Unchanged
+    );
+    assert_eq!(fake.seen().len(), 3);
+}
+
+#[tokio::test]
+async fn conflicting_write_rereads_the_object_and_retries() {
+    let fake = Fake::start().await;
+    let obj = policy("llm", "llama", "llama", 7, 2);
+    fake.put(obj.clone());
+    let mut writer = StatusWriter::new(fake.client(), Duration::from_secs(30));
+    writer.observe(&typed(&obj));
+    // Someone edits the spec after the watcher saw version 7: now version 9, generation 3.
+    fake.put(policy("llm", "llama", "llama", 9, 3));
+    let outcome = writer
+        .submit("llm", "llama", status(4.0), Instant::now())
+        .await
+        .expect("written after a retry");
+    assert_eq!(outcome, WriteOutcome::Written);
+    let seen = fake.seen();
+    let calls: Vec<(Method, &str)> = seen
+        .iter()
+        .map(|s| (s.method.clone(), s.path.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (Method::PATCH, STATUS_PATH),
+            (Method::GET, STATUS_PATH),
+            (Method::PATCH, STATUS_PATH)
+        ]
+    );
+    assert_eq!(seen[0].body["metadata"]["resourceVersion"], "7");
+    assert_eq!(seen[2].body["metadata"]["resourceVersion"], "9");
+    assert_eq!(
+        seen[2].body["status"]["observedGeneration"], 3,
+        "recomputed from the fresh object"
+    );
+    assert_eq!(
+        seen[2].content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_that_persists_is_an_error_after_the_retry_budget() {
+    let fake = Fake::start().await;
+    let obj = policy("llm", "llama", "llama", 7, 2);
+    fake.put(obj.clone());
+    fake.state.lock().expect("state").forced_conflicts = 100;
+    let mut writer =
+        StatusWriter::new(fake.client(), Duration::from_secs(30)).with_max_conflict_retries(2);
+    writer.observe(&typed(&obj));
+    let err = writer
+        .submit("llm", "llama", status(4.0), Instant::now())
+        .await
+        .expect_err("conflicts forever");
+    assert!(
+        matches!(err, StatusError::Conflict { attempts: 3, .. }),
+        "{err}"
+    );
+    let patches = fake
+        .seen()
+        .iter()
+        .filter(|s| s.method == Method::PATCH)
+        .count();
+    assert_eq!(patches, 3);
+    // A missing object is an API error, not a conflict.
+    let err = writer
+        .submit("llm", "gone", status(1.0), Instant::now())
+        .await
+        .expect_err("not found");
+    assert!(matches!(err, StatusError::Api { .. }), "{err}");
+}
+
+async fn next_snapshot(rx: &mut tokio::sync::watch::Receiver<PolicySnapshot>) -> PolicySnapshot {
+    tokio::time::timeout(Duration::from_secs(10), rx.changed())
+        .await
+        .expect("a snapshot within 10 s")
+        .expect("sender alive");
+    rx.borrow_and_update().clone()
+}
+
+fn model_names(s: &PolicySnapshot) -> Vec<String> {
+    s.models.iter().map(|(_, m)| m.name.clone()).collect()
+}
+
+fn event(kind: &str, obj: &Value) -> String {
+    json!({"type": kind, "object": obj}).to_string()
+}
+
+fn bookmark(rv: u64) -> String {
+    json!({"type": "BOOKMARK", "object": {
+        "apiVersion": "slo-scaler.io/v1alpha1", "kind": "SloScalingPolicy",
+        "metadata": {"resourceVersion": rv.to_string()}
+    }})
+    .to_string()
+}
+
+#[tokio::test]
+async fn watcher_lists_then_watches_and_resumes_from_bookmarks() {
+    let fake = Fake::start().await;
+    fake.put(policy("llm", "llama", "llama-3.1-8b-instruct", 10, 1));
+    let first = fake.watch_stream();
+    let second = fake.watch_stream();
+    let (tx, mut rx) = tokio::sync::watch::channel(PolicySnapshot::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (store, task) =
+        slo_scaler::k8s::watch::spawn(fake.client(), Scope::AllNamespaces, tx, cancel.clone());
+    // Initial list complete: the one policy.
+    let s = next_snapshot(&mut rx).await;
+    assert_eq!(model_names(&s), ["llama-3.1-8b-instruct"]);
+    assert_eq!(s.models[0].0.namespace, "llm");
+    // Added through the watch.
+    first
+        .send(event("ADDED", &policy("llm", "qwen", "qwen3-32b", 11, 1)))
+        .expect("send");
+    let s = next_snapshot(&mut rx).await;
+    assert_eq!(model_names(&s), ["llama-3.1-8b-instruct", "qwen3-32b"]);
+    // A second policy for the same model (another namespace, later in namespace/name
+    // order) is rejected, not merged.
+    first
+        .send(event(
+            "ADDED",
+            &policy("staging", "dup", "qwen3-32b", 12, 1),
+        ))
+        .expect("send");
+    let s = next_snapshot(&mut rx).await;
+    assert_eq!(model_names(&s), ["llama-3.1-8b-instruct", "qwen3-32b"]);
+    assert_eq!(s.rejected.len(), 1);
+    assert_eq!(
+        s.rejected[0].1,
+        PolicyError::DuplicateModel {
+            model: "qwen3-32b".into(),
+            owner: "llm/qwen".into()
+        }
+    );
+    // A bookmark moves the resume point; then the server ends the watch (timeout).
+    first.send(bookmark(15)).expect("send");
+    drop(first);
+    // The re-watch must start from the bookmark's version, not re-list.
+    second
+        .send(event(
+            "DELETED",
+            &policy("llm", "llama", "llama-3.1-8b-instruct", 16, 1),
+        ))
+        .expect("send");
+    let s = next_snapshot(&mut rx).await;
+    assert_eq!(model_names(&s), ["qwen3-32b"]);
+    assert_eq!(store.state().len(), 2, "qwen and the rejected duplicate");
+
+    let seen = fake.seen();
+    let gets: Vec<&Seen> = seen.iter().filter(|s| s.method == Method::GET).collect();
+    assert_eq!(gets.len(), 3, "{gets:#?}");
+    // 1: the list (paged, any version not older than the cache).
+    assert_eq!(gets[0].path, format!("{BASE}/sloscalingpolicies"));
+    assert!(!gets[0].query.contains_key("watch"));
+    assert_eq!(gets[0].query.get("limit").map(String::as_str), Some("500"));
+    // 2: the watch from the list's version, with bookmarks.
+    assert_eq!(gets[1].query.get("watch").map(String::as_str), Some("true"));
+    assert_eq!(
+        gets[1].query.get("resourceVersion").map(String::as_str),
+        Some("10")
+    );
+    assert_eq!(
+        gets[1].query.get("allowWatchBookmarks").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        gets[1].query.get("timeoutSeconds").map(String::as_str),
+        Some("290")
+    );
+    // 3: the re-watch from the bookmark.
+    assert_eq!(gets[2].query.get("watch").map(String::as_str), Some("true"));
+    assert_eq!(
+        gets[2].query.get("resourceVersion").map(String::as_str),
+        Some("15")
+    );
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops on cancel")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn watcher_relists_after_410_gone_and_scopes_to_a_namespace() {
+    let fake = Fake::start().await;
+    fake.put(policy("llm", "llama", "llama", 10, 1));
+    let first = fake.watch_stream();
+    let (tx, mut rx) = tokio::sync::watch::channel(PolicySnapshot::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    // Namespaced scope: the paths must be namespaced too, so a Role suffices.
+    let (_store, task) = slo_scaler::k8s::watch::spawn(
+        fake.client(),
+        Scope::Namespace("llm".into()),
+        tx,
+        cancel.clone(),
+    );
+    // The fake only serves the cluster-wide path: namespaced requests get 404, which the
+    // watcher retries with backoff. Assert the path, then stop.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = fake.seen();
+        if let Some(first_get) = seen.iter().find(|s| s.method == Method::GET) {
+            assert_eq!(
+                first_get.path,
+                format!("{BASE}/namespaces/llm/sloscalingpolicies")
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    task.await.expect("no panic");
+    drop(first);
+    assert!(
+        rx.borrow_and_update().models.is_empty(),
+        "nothing published from errors"
+    );
+
+    // 410 Gone on the watch: the watcher lists again.
+    let fake = Fake::start().await;
+    fake.put(policy("llm", "llama", "llama", 10, 1));
+    let first = fake.watch_stream();
+    let _second = fake.watch_stream();
+    let (tx, mut rx) = tokio::sync::watch::channel(PolicySnapshot::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (_store, task) =
+        slo_scaler::k8s::watch::spawn(fake.client(), Scope::AllNamespaces, tx, cancel.clone());
+    assert_eq!(model_names(&next_snapshot(&mut rx).await), ["llama"]);
+    // Meanwhile the object set changed on the server; the watch's version expired.
+    fake.put(policy("llm", "qwen", "qwen", 40, 1));
+    first
+        .send(
+            json!({"type": "ERROR", "object": {
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "too old resource version: 10 (40)", "reason": "Expired", "code": 410
+            }})
+            .to_string(),
+        )
+        .expect("send");
+    let s = next_snapshot(&mut rx).await;
+    assert_eq!(model_names(&s), ["llama", "qwen"]);
+    let lists = fake
+        .seen()
+        .iter()
+        .filter(|s| s.method == Method::GET && !s.query.contains_key("watch"))
+        .count();
+    assert_eq!(lists, 2, "re-listed after 410");
+    cancel.cancel();
+    task.await.expect("no panic");
+}
+
+use slo_scaler::k8s::k8s_openapi::jiff::Timestamp;
+use slo_scaler::k8s::lease::{LeaseConfig, LeaseElector};
+
+const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/slo-scaler/leases/slo-scaler";
+
+fn elector(fake: &Fake, identity: &str) -> LeaseElector {
+    LeaseElector::new(
+        fake.client(),
+        LeaseConfig::new(
+            "slo-scaler",
+            "slo-scaler",
+            identity,
+            Duration::from_secs(15),
+        ),
+    )
+}
+
+fn wall(offset_s: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + offset_s).expect("timestamp")
+}
+
+#[tokio::test]
+async fn lease_is_created_renewed_and_released() {
+    let fake = Fake::start().await;
+    let mut a = elector(&fake, "pod-a");
+    let t0 = Instant::now();
+    assert!(
+        a.step(t0, wall(0)).await.expect("step"),
+        "creates and holds"
+    );
+    let seen = fake.seen();
+    let calls: Vec<(Method, String)> = seen
+        .iter()
+        .map(|s| (s.method.clone(), s.path.clone()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (Method::GET, LEASE_PATH.to_owned()),
+            (
+                Method::POST,
+                "/apis/coordination.k8s.io/v1/namespaces/slo-scaler/leases".to_owned()
+            )
+        ]
+    );
+    let created = &seen[1].body;
+    assert_eq!(created["spec"]["holderIdentity"], "pod-a");
+    assert_eq!(created["spec"]["leaseDurationSeconds"], 15);
+    assert_eq!(created["spec"]["leaseTransitions"], 0);
+    let rv = fake.lease()["metadata"]["resourceVersion"].clone();
+
+    assert!(
+        a.step(t0 + Duration::from_secs(5), wall(5))
+            .await
+            .expect("step"),
+        "renews"
+    );
+    let seen = fake.seen();
+    let put = seen.last().expect("put");
+    assert_eq!(
+        (put.method.clone(), put.path.as_str()),
+        (Method::PUT, LEASE_PATH)
+    );
+    assert_eq!(
+        put.body["metadata"]["resourceVersion"], rv,
+        "precondition: the version read"
+    );
+    assert_ne!(put.body["spec"]["renewTime"], created["spec"]["renewTime"]);
+    assert_eq!(
+        put.body["spec"]["acquireTime"],
+        created["spec"]["acquireTime"]
+    );
+    assert_eq!(put.body["spec"]["leaseTransitions"], 0);
+
+    // A follower does not take a held Lease.
+    let mut b = elector(&fake, "pod-b");
+    assert!(
+        !b.step(t0 + Duration::from_secs(6), wall(6))
+            .await
+            .expect("step")
+    );
+    // Released on shutdown: the follower takes over at its next step, not 15 s later.
+    a.release().await.expect("release");
+    assert!(!a.is_leader());
+    assert!(fake.lease()["spec"]["holderIdentity"].is_null());
+    assert!(
+        b.step(t0 + Duration::from_secs(7), wall(7))
+            .await
+            .expect("step")
+    );
+    let lease = fake.lease();
+    assert_eq!(lease["spec"]["holderIdentity"], "pod-b");
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+}
+
+#[tokio::test]
+async fn follower_takes_over_only_when_the_lease_is_stale_on_its_own_clock() {
+    let fake = Fake::start().await;
+    let mut a = elector(&fake, "pod-a");
+    let mut b = elector(&fake, "pod-b");
+    let t0 = Instant::now();
+    let at = |s| t0 + Duration::from_secs(s);
+    assert!(a.step(at(0), wall(0)).await.expect("a"));
+    assert!(!b.step(at(0), wall(0)).await.expect("b"));
+    // The holder renews at 10 s: the follower sees a new record at 16 s and restarts its
+    // count there, even though 16 s > 15 s since it first looked.
+    assert!(a.step(at(10), wall(10)).await.expect("a"));
+    assert!(!b.step(at(16), wall(16)).await.expect("b"));
+    // The holder dies. Wall clocks are irrelevant (b's is far ahead): only b's own
+    // monotonic clock since 16 s counts.
+    assert!(
+        !b.step(at(30), wall(10_000)).await.expect("b"),
+        "14 s unchanged: still held"
+    );
+    assert!(
+        b.step(at(31), wall(10_001)).await.expect("b"),
+        "15 s unchanged: taken over"
+    );
+    assert_eq!(fake.lease()["spec"]["leaseTransitions"], 1);
+    // The old holder comes back and finds it lost the Lease.
+    assert!(!a.step(at(32), wall(32)).await.expect("a"));
+    assert_eq!(fake.lease()["spec"]["holderIdentity"], "pod-b");
+}
+
+#[tokio::test]
+async fn racing_takeovers_leave_exactly_one_leader() {
+    let fake = Fake::start().await;
+    let mut dead = elector(&fake, "pod-dead");
+    let t0 = Instant::now();
+    assert!(dead.step(t0, wall(0)).await.expect("dead"));
+    let mut b = elector(&fake, "pod-b");
+    let mut c = elector(&fake, "pod-c");
+    assert!(!b.step(t0, wall(0)).await.expect("b"));
+    assert!(!c.step(t0, wall(0)).await.expect("c"));
+    let later = t0 + Duration::from_secs(20);
+    let (rb, rc) = tokio::join!(b.step(later, wall(20)), c.step(later, wall(20)));
+    let (rb, rc) = (rb.expect("b"), rc.expect("c"));
+    assert!(rb ^ rc, "exactly one leader: b={rb} c={rc}");
+    let holder = fake.lease()["spec"]["holderIdentity"].clone();
+    assert_eq!(holder, if rb { "pod-b" } else { "pod-c" });
+    assert_eq!(
+        fake.lease()["spec"]["leaseTransitions"],
+        1,
+        "one takeover recorded"
+    );
+}
+
+#[tokio::test]
+async fn spawned_election_publishes_leadership_and_releases_on_cancel() {
+    let fake = Fake::start().await;
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut cfg = LeaseConfig::new("slo-scaler", "slo-scaler", "pod-a", Duration::from_secs(15));
+    cfg.retry_period = Duration::from_millis(50);
+    let task = slo_scaler::k8s::lease::spawn(fake.client(), cfg, tx, cancel.clone());
+    tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|l| *l))
+        .await
+        .expect("leader within 5 s")
+        .expect("sender alive");
+    cancel.cancel();
+    task.await.expect("no panic");
+    assert!(!*rx.borrow(), "not leader after shutdown");
+    assert!(fake.lease()["spec"]["holderIdentity"].is_null(), "released");
+}
+
+use slo_scaler::decision::{
+    Catalog, ModelDecision, ModelInfo, ModelOutcome, Snapshot, VariantDecision,
+};
+use slo_scaler::k8s::publish::StatusLoop;
+
+fn decided(model: &str, replicas: f64, feasible: f64) -> Vec<ModelDecision> {
+    vec![ModelDecision {
+        model: model.into(),
+        outcome: ModelOutcome::Planned(vec![VariantDecision {
+            variant: "h100".into(),
+            desired_replicas: replicas,
+            reason: "q95 demand".into(),
+            details: BTreeMap::from([
+                ("demand_upper_rps", 30.0),
+                ("plan_cost_per_hour", 9.0),
+                ("plan_feasible", feasible),
+            ]),
+        }]),
+    }]
+}
+
+#[tokio::test]
+async fn the_leader_publishes_decisions_as_status_and_followers_do_not() {
+    let fake = Fake::start().await;
+    fake.put(policy("llm", "llama", "llama", 10, 4));
+    let _watch = fake.watch_stream();
+    let (ptx, mut prx) = tokio::sync::watch::channel(PolicySnapshot::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (store, wtask) =
+        slo_scaler::k8s::watch::spawn(fake.client(), Scope::AllNamespaces, ptx, cancel.clone());
+    next_snapshot(&mut prx).await;
+    let catalog = Catalog::new([ModelInfo {
+        name: "llama".into(),
+        variants: vec!["h100".into()],
+    }]);
+    let empty = Snapshot::empty(catalog, Duration::from_secs(60));
+    let (dtx, drx) = tokio::sync::watch::channel(Arc::new(empty.clone()));
+    let (ltx, lrx) = tokio::sync::watch::channel(false);
+    let status_loop = StatusLoop {
+        writer: StatusWriter::new(fake.client(), Duration::from_millis(200)),
+        decisions: drx,
+        policies: prx,
+        store,
+        leader: lrx,
+        flush_every: Duration::from_millis(50),
+    };
+    let ltask = tokio::spawn(status_loop.run(cancel.clone()));
+    let patches = |f: &Fake| {
+        f.seen()
+            .into_iter()
+            .filter(|s| s.method == Method::PATCH)
+            .collect::<Vec<_>>()
+    };
+    // Follower: decisions come, nothing is written.
+    dtx.send_replace(Arc::new(
+        empty.apply(decided("llama", 3.0, 1.0), Instant::now()),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(patches(&fake).is_empty(), "a follower wrote status");
+    // Leader: the next snapshot becomes the status.
+    ltx.send_replace(true);
+    dtx.send_replace(Arc::new(
+        empty.apply(decided("llama", 3.0, 0.0), Instant::now()),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while patches(&fake).is_empty() {
+        assert!(Instant::now() < deadline, "no status written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let p = &patches(&fake)[0];
+    assert_eq!(p.path, STATUS_PATH);
+    assert_eq!(
+        p.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(
+        p.body["metadata"]["resourceVersion"], "10",
+        "from the reflector store"
+    );
+    assert_eq!(p.body["status"]["observedGeneration"], 4);
+    assert_eq!(p.body["status"]["plan"][0]["desiredReplicas"], 3.0);
+    assert_eq!(p.body["status"]["forecast"]["upperRps"], 30.0);
+    assert_eq!(p.body["status"]["costPerHour"], 9.0);
+    let conds = p.body["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "SloFeasible" && c["status"] == "False")
+    );
+    // Many snapshots within the interval: at most one more write per 200 ms.
+    for i in 0..10 {
+        dtx.send_replace(Arc::new(
+            empty.apply(decided("llama", 4.0 + f64::from(i), 1.0), Instant::now()),
+        ));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let all = patches(&fake);
+    // Our own writes keep the writer's resourceVersion current (the fake's watch sends no
+    // MODIFIED events): no 409s.
+    assert!(
+        !fake
+            .seen()
+            .iter()
+            .any(|s| s.method == Method::GET && s.path == STATUS_PATH),
+        "a needless conflict and re-read"
+    );
+    assert!(
+        all.len() <= 3,
+        "{} writes for 10 snapshots in ~100 ms",
+        all.len()
+    );
+    assert_eq!(
+        all.last().expect("last").body["status"]["plan"][0]["desiredReplicas"],
+        13.0,
+        "the newest decision ends up written"
+    );
+    cancel.cancel();
+    ltask.await.expect("no panic");
+    wtask.await.expect("no panic");
+}
+
+#[tokio::test]
+async fn cluster_side_elects_watches_and_mirrors_decisions_into_status() {
+    use slo_scaler::decision::Planner;
+    use slo_scaler::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side};
+    let fake = Fake::start().await;
+    fake.put(policy("llm", "llama", "llama", 10, 1));
+    let _watch = fake.watch_stream();
+    let planner = slo_scaler_integration::ScriptedPlanner::new(&[("llama", &["h100"])]);
+    planner.set("llama", "h100", 3.0);
+    let (mut tap, decisions) = SnapshotTap::new(planner.clone(), Duration::from_secs(60));
+    let mut lease = LeaseConfig::new("slo-scaler", "slo-scaler", "pod-a", Duration::from_secs(15));
+    lease.retry_period = Duration::from_millis(50);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (tasks, mut policies) = spawn_cluster_side(
+        fake.client(),
+        ClusterOptions {
+            scope: Scope::AllNamespaces,
+            lease,
+            status_interval: Duration::from_millis(100),
+        },
+        decisions,
+        cancel.clone(),
+    );
+    assert_eq!(model_names(&next_snapshot(&mut policies).await), ["llama"]);
+    // Wait for the Lease, then evaluate: the decision becomes the policy's status.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fake
+        .state
+        .lock()
+        .expect("state")
+        .leases
+        .contains_key(&("slo-scaler".to_owned(), "slo-scaler".to_owned()))
+    {
+        assert!(Instant::now() < deadline, "no Lease created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let decided = tap.evaluate(std::time::SystemTime::now()).await;
+    assert_eq!(decided.len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stored = fake.object("llm", "llama");
+        if stored["status"]["plan"][0]["desiredReplicas"] == 3.0 {
+            assert_eq!(stored["status"]["totalReplicas"], 3);
+            assert_eq!(stored["status"]["observedGeneration"], 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no status: {stored}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The model goes unavailable: Ready=False with the reason, the last plan kept.
+    planner.set_unavailable("llama", "prometheus down");
+    tap.evaluate(std::time::SystemTime::now()).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stored = fake.object("llm", "llama");
+        let ready = stored["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned());
+        if ready.as_ref().is_some_and(|r| r["status"] == "False") {
+            assert!(
+                ready.expect("ready")["message"]
+                    .as_str()
+                    .expect("msg")
+                    .contains("prometheus down")
+            );
+            assert_eq!(stored["status"]["plan"][0]["desiredReplicas"], 3.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Ready=False: {stored}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.lease()["spec"]["holderIdentity"], "pod-a");
+    cancel.cancel();
+    for t in tasks {
+        t.await.expect("no panic");
+    }
+    assert!(
+        fake.lease()["spec"]["holderIdentity"].is_null(),
+        "released on shutdown"
+    );
+}
