@@ -864,6 +864,7 @@ fn decided(model: &str, replicas: f64, feasible: f64) -> Vec<ModelDecision> {
             variant: "h100".into(),
             desired_replicas: replicas,
             reason: "q95 demand".into(),
+            action: "scale_up",
             details: BTreeMap::from([
                 ("demand_upper_rps", 30.0),
                 ("plan_cost_per_hour", 9.0),

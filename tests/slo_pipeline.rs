@@ -74,6 +74,40 @@ async fn slo_models_are_sized_by_profile_capacity_within_inventory() {
         metrics.contains(r#"slo_scaler_decision_detail{model="llama-3.1-8b-instruct",variant="a100",field="demand_upper_rps"} 160.0"#),
         "{metrics}"
     );
+    for series in [
+        r#"slo_scaler_demand_rps{model="llama-3.1-8b-instruct"} 160.0"#,
+        r#"slo_scaler_slo_target_seconds{model="llama-3.1-8b-instruct",kind="ttft"} 1.0"#,
+        r#"slo_scaler_forecast_rps{model="llama-3.1-8b-instruct",bound="upper"} 160.0"#,
+        r#"slo_scaler_decision_reason{model="llama-3.1-8b-instruct",variant="h200",reason="#,
+        r#"slo_scaler_predicted_latency_seconds{model="llama-3.1-8b-instruct",variant="h200",kind="tpot"}"#,
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+    // Exactly one current reason per variant.
+    let reasons = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(
+                r#"slo_scaler_decision_reason{model="llama-3.1-8b-instruct",variant="h200""#,
+            )
+        })
+        .count();
+    assert_eq!(reasons, 1, "{metrics}");
+    // The predicted TPOT of the decided H200s meets the SLO (they were sized for it).
+    let tpot: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"slo_scaler_predicted_latency_seconds{model="llama-3.1-8b-instruct",variant="h200",kind="tpot"}"#))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        tpot > 0.0 && tpot <= 0.050,
+        "predicted p90 TPOT {tpot} s within 50 ms"
+    );
     // The rule-sized model is still served: 3 req/s ÷ 2 per replica.
     assert_eq!(
         models["models"][1]["decisions"]["l4"]["desired_replicas"],

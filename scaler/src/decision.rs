@@ -63,6 +63,10 @@ pub struct VariantDecision {
     pub desired_replicas: f64,
     /// One human-readable line saying why.
     pub reason: String,
+    /// The kind of decision, a short fixed word (`scale_up`, `scale_down`, `hold_window`,
+    /// `hold_tolerance`, `steady`, `first_plan`, `capacity_rule`, ...): the structured
+    /// reason, exported as `slo_scaler_decision_reason{reason}`.
+    pub action: &'static str,
     /// The numbers behind the reason (e.g. `demand_upper_rps`, `capacity_per_replica_rps`,
     /// `planned_replicas`), exported to `/metrics` and `GET /models`.
     pub details: BTreeMap<&'static str, f64>,
@@ -108,6 +112,8 @@ pub struct ModelState {
 /// The desired replica count for one lookup, with its reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Desired {
+    /// The kind of decision (a single variant's; `model_total` for a whole model).
+    pub action: &'static str,
     /// The numbers behind the reason (a single variant's; empty for a whole model).
     pub details: BTreeMap<&'static str, f64>,
     /// Desired replicas (not yet quantised).
@@ -214,6 +220,10 @@ impl Snapshot {
                 .filter(move |d| variant.is_none_or(|v| d.variant == v))
         };
         Ok(Desired {
+            action: match variant {
+                Some(_) => picked().next().map(|d| d.action).unwrap_or("unknown"),
+                None => "model_total",
+            },
             details: match variant {
                 Some(_) => picked()
                     .next()
@@ -484,12 +494,14 @@ mod tests {
                     variant: "a".into(),
                     desired_replicas: a,
                     reason: "ra".into(),
+                    action: "steady",
                     details: BTreeMap::new(),
                 },
                 VariantDecision {
                     variant: "b".into(),
                     desired_replicas: b,
                     reason: "rb".into(),
+                    action: "steady",
                     details: BTreeMap::new(),
                 },
             ]),

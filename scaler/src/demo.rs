@@ -137,6 +137,7 @@ pub fn plan_model(m: &ModelConfig, demand: f64, detail: &str) -> ModelDecision {
                 variant: v.name.clone(),
                 desired_replicas: desired,
                 reason,
+                action: "capacity_rule",
                 details: std::collections::BTreeMap::from([
                     ("demand_rps", demand),
                     ("capacity_per_replica_rps", v.capacity_rps),

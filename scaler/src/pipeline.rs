@@ -296,6 +296,59 @@ impl ModelPipeline {
         self.correction.update(&samples)
     }
 
+    /// The forecast band for the dashboards: (lower, point) at the next interval, where
+    /// lower mirrors the upper level (q95 → q05). NaN before the forecaster has data.
+    fn forecast_band(&self) -> (f64, f64) {
+        if self.forecaster.observations() == 0 {
+            return (f64::NAN, f64::NAN);
+        }
+        let f = self.forecaster.forecast_steps(1);
+        let lower_level = QUANTILE_LEVELS
+            .iter()
+            .copied()
+            .rev()
+            .find(|l| *l <= 1.0 - self.quantile_level + 1e-9)
+            .unwrap_or(QUANTILE_LEVELS[0]);
+        (f.quantile(lower_level).unwrap_or(f64::NAN), f.mean)
+    }
+
+    /// Predicted TTFT and TPOT (ms, at the SLO percentile) of `variant` with `replicas`,
+    /// at its share of the observed demand under the decided replicas (shares follow
+    /// capacity, as least-loaded routing does). NaN when it serves nothing.
+    fn predicted_latency_ms(
+        &self,
+        variant: &str,
+        replicas: u32,
+        decided: &BTreeMap<String, crate::stabilization::StableVariant>,
+    ) -> (f64, f64) {
+        let nan = (f64::NAN, f64::NAN);
+        let (Some((_, rps)), Some(v)) = (
+            self.last,
+            self.variants.iter().find(|v| v.input.name == variant),
+        ) else {
+            return nan;
+        };
+        let total_cap: f64 = self
+            .variants
+            .iter()
+            .map(|x| {
+                f64::from(decided.get(&x.input.name).map(|d| d.replicas).unwrap_or(0))
+                    * x.capacity.rate_per_s
+            })
+            .sum();
+        if replicas == 0 || total_cap <= 0.0 {
+            return nan;
+        }
+        let share = f64::from(replicas) * v.capacity.rate_per_s / total_cap;
+        match v.latency.predict(rps * share, replicas) {
+            Ok(p) => (
+                p.ttft_ms.at(self.target.slo.percentile),
+                p.tpot_ms.at(self.target.slo.percentile),
+            ),
+            Err(_) => nan,
+        }
+    }
+
     /// The capacity multiplier from observed latency (1 = the profile holds).
     pub fn capacity_factor(&self) -> f64 {
         self.correction.factor()
@@ -472,6 +525,7 @@ impl Fleet {
             let stable = m.stabilizer.step(now_s, &plan, demand);
             let slo = m.target.slo;
             let factor = m.correction.factor();
+            let band = m.forecast_band();
             let corrected = if (factor - 1.0).abs() > 1e-9 {
                 format!(
                     " (profile capacity ×{factor:.2}: observed latency vs the model's prediction)"
@@ -485,6 +539,7 @@ impl Fleet {
                 .map(|v| {
                     let s = &stable[&v.input.name];
                     let planned = plan.replicas.get(&v.input.name).copied().unwrap_or(0);
+                    let predicted = m.predicted_latency_ms(&v.input.name, s.replicas, &stable);
                     VariantDecision {
                         details: BTreeMap::from([
                             ("demand_upper_rps", demand),
@@ -493,9 +548,19 @@ impl Fleet {
                             ("plan_cost_per_hour", plan.cost_per_hour),
                             ("plan_feasible", if plan.feasible { 1.0 } else { 0.0 }),
                             ("capacity_factor", factor),
+                            ("demand_rps", m.last.map(|(_, r)| r).unwrap_or(f64::NAN)),
+                            ("demand_lower_rps", band.0),
+                            ("demand_point_rps", band.1),
+                            ("horizon_s", m.horizon_s),
+                            ("predicted_ttft_ms", predicted.0),
+                            ("predicted_tpot_ms", predicted.1),
+                            ("variant_cost_per_hour", v.input.profile.cost_per_hour),
+                            ("slo_ttft_ms", slo.ttft_ms),
+                            ("slo_tpot_ms", slo.tpot_ms),
                         ]),
                         variant: v.input.name.clone(),
                         desired_replicas: f64::from(s.replicas),
+                        action: s.action,
                         reason: format!(
                             "{}; q{:.0} demand {:.2} req/s over the next {:.0} s, {:.2} req/s per replica{corrected} at TTFT {} ≤ {:.0} ms and TPOT {} ≤ {:.0} ms",
                             s.reason,

@@ -51,6 +51,9 @@ impl Default for StabilizerSettings {
 pub struct StableVariant {
     /// Replicas to report.
     pub replicas: u32,
+    /// What kind of change: `first_plan`, `scale_up`, `scale_down`, `hold_window`,
+    /// `hold_tolerance` or `steady`.
+    pub action: &'static str,
     /// Why, in one line.
     pub reason: String,
 }
@@ -118,6 +121,7 @@ impl Stabilizer {
                         v.clone(),
                         StableVariant {
                             replicas: n,
+                            action: "first_plan",
                             reason,
                         },
                     )
@@ -136,7 +140,7 @@ impl Stabilizer {
                 .filter_map(|(_, r)| r.get(v).copied())
                 .max()
                 .unwrap_or(planned);
-            let (replicas, reason) = if planned > current {
+            let (replicas, action, reason) = if planned > current {
                 let mut n = planned;
                 while !hpa_would_act_with(current, n, tol) {
                     n += 1;
@@ -151,6 +155,7 @@ impl Stabilizer {
                 };
                 (
                     n,
+                    "scale_up",
                     format!("{v} {current}→{n}: scale up now{note}; {}", plan.reason),
                 )
             } else if planned < current {
@@ -158,6 +163,7 @@ impl Stabilizer {
                 if target == current {
                     (
                         current,
+                        "hold_window",
                         format!(
                             "{v} stays {current} (plan {planned}): a plan within the last {:.0} s still needed {current}; upper demand now {demand_upper:.2}",
                             self.settings.scale_down_window_s
@@ -166,6 +172,7 @@ impl Stabilizer {
                 } else if !hpa_would_act_with(current, target, tol) {
                     (
                         current,
+                        "hold_tolerance",
                         format!(
                             "{v} stays {current}: {target} is within the HPA's {:.0} % tolerance",
                             tol * 100.0
@@ -174,6 +181,7 @@ impl Stabilizer {
                 } else {
                     (
                         target,
+                        "scale_down",
                         format!(
                             "{v} {current}→{target}: no plan in the last {:.0} s needed more (upper demand now {demand_upper:.2}); {}",
                             self.settings.scale_down_window_s, plan.reason
@@ -181,9 +189,20 @@ impl Stabilizer {
                     )
                 }
             } else {
-                (current, format!("{v} stays {current}: {}", plan.reason))
+                (
+                    current,
+                    "steady",
+                    format!("{v} stays {current}: {}", plan.reason),
+                )
             };
-            out.insert(v.clone(), StableVariant { replicas, reason });
+            out.insert(
+                v.clone(),
+                StableVariant {
+                    replicas,
+                    action,
+                    reason,
+                },
+            );
         }
         self.reported = Some(out.iter().map(|(v, s)| (v.clone(), s.replicas)).collect());
         out
@@ -245,6 +264,7 @@ mod tests {
             "{}",
             r["a"].reason
         );
+        assert_eq!(r["a"].action, "hold_window");
         assert_eq!(
             s.step(200.0, &plan(&[("a", 2)], 10.0), 15.0)["a"].replicas,
             5
@@ -262,6 +282,7 @@ mod tests {
         let r = s.step(311.0, &plan(&[("a", 2)], 10.0), 15.0);
         assert_eq!(r["a"].replicas, 3, "{}", r["a"].reason);
         assert!(r["a"].reason.contains("5→3"), "{}", r["a"].reason);
+        assert_eq!(r["a"].action, "scale_down");
         assert_eq!(
             s.step(549.0, &plan(&[("a", 2)], 10.0), 15.0)["a"].replicas,
             3
@@ -285,6 +306,7 @@ mod tests {
         let r = s.step(2.0, &plan(&[("a", 11)], 1.0), 11.0);
         assert_eq!(r["a"].replicas, 12, "{}", r["a"].reason);
         assert!(r["a"].reason.contains("tolerance"));
+        assert_eq!(r["a"].action, "hold_tolerance");
         // 12 → 8 is not.
         assert_eq!(s.step(3.0, &plan(&[("a", 8)], 1.0), 8.0)["a"].replicas, 8);
     }

@@ -45,6 +45,54 @@ pub struct DetailLabels {
     pub field: &'static str,
 }
 
+/// Labels of per-model metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// Model name.
+    pub model: String,
+}
+
+/// Labels of the forecast band.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BandLabels {
+    /// Model name.
+    pub model: String,
+    /// `lower`, `point` or `upper`.
+    pub bound: &'static str,
+}
+
+/// Labels of latency metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    /// Model name.
+    pub model: String,
+    /// Variant name (empty for the SLO target, which is per model).
+    pub variant: String,
+    /// `ttft` or `tpot`.
+    pub kind: &'static str,
+}
+
+/// Labels of the structured reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Model name.
+    pub model: String,
+    /// Variant name.
+    pub variant: String,
+    /// The decision's kind (`scale_up`, `hold_window`, ...): a short fixed word, so the
+    /// series count stays bounded.
+    pub reason: &'static str,
+}
+
+/// Labels of the SLO target.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// Model name.
+    pub model: String,
+    /// `ttft` or `tpot`.
+    pub kind: &'static str,
+}
+
 /// Every metric the scaler exports about itself.
 pub struct Telemetry {
     registry: Registry,
@@ -54,6 +102,14 @@ pub struct Telemetry {
     desired_replicas: Family<VariantLabels, Gauge<f64, AtomicU64>>,
     decision_available: Family<VariantLabels, Gauge<i64, AtomicI64>>,
     decision_detail: Family<DetailLabels, Gauge<f64, AtomicU64>>,
+    demand_rps: Family<ModelLabels, Gauge<f64, AtomicU64>>,
+    forecast_rps: Family<BandLabels, Gauge<f64, AtomicU64>>,
+    predicted_latency: Family<LatencyLabels, Gauge<f64, AtomicU64>>,
+    slo_target: Family<TargetLabels, Gauge<f64, AtomicU64>>,
+    decision_reason: Family<ReasonLabels, Gauge<i64, AtomicI64>>,
+    /// The reason label currently set per (model, variant), so a change removes the old
+    /// series instead of leaving two at 1.
+    current_reason: std::sync::Mutex<std::collections::HashMap<(String, String), &'static str>>,
     evaluations: Counter,
 }
 
@@ -82,6 +138,36 @@ impl Telemetry {
         let decision_available = Family::<VariantLabels, Gauge<i64, AtomicI64>>::default();
         let evaluations = Counter::default();
         let decision_detail = Family::<DetailLabels, Gauge<f64, AtomicU64>>::default();
+        let demand_rps = Family::<ModelLabels, Gauge<f64, AtomicU64>>::default();
+        let forecast_rps = Family::<BandLabels, Gauge<f64, AtomicU64>>::default();
+        let predicted_latency = Family::<LatencyLabels, Gauge<f64, AtomicU64>>::default();
+        let slo_target = Family::<TargetLabels, Gauge<f64, AtomicU64>>::default();
+        let decision_reason = Family::<ReasonLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "demand_rps",
+            "Observed demand (requests/s) as the scaler last read it",
+            demand_rps.clone(),
+        );
+        registry.register(
+            "forecast_rps",
+            "Demand forecast band (requests/s): lower and point at the next interval, upper over the cold-start horizon at the SLO's attainment quantile",
+            forecast_rps.clone(),
+        );
+        registry.register(
+            "predicted_latency_seconds",
+            "Latency the performance model predicts for the decided replicas at the SLO percentile",
+            predicted_latency.clone(),
+        );
+        registry.register(
+            "slo_target_seconds",
+            "The model's SLO bounds",
+            slo_target.clone(),
+        );
+        registry.register(
+            "decision_reason",
+            "1 for the current kind of each variant's decision (scale_up, scale_down, hold_window, hold_tolerance, steady, first_plan, capacity_rule)",
+            decision_reason.clone(),
+        );
         registry.register(
             "decision_detail",
             "The numbers behind each decision's reason (field: demand_upper_rps, capacity_per_replica_rps, planned_replicas, ...)",
@@ -125,6 +211,12 @@ impl Telemetry {
             desired_replicas,
             decision_available,
             decision_detail,
+            demand_rps,
+            forecast_rps,
+            predicted_latency,
+            slo_target,
+            decision_reason,
+            current_reason: Default::default(),
             evaluations,
         }
     }
@@ -147,6 +239,65 @@ impl Telemetry {
         StreamGuard(self.open_streams.clone())
     }
 
+    /// The dashboard series derived from one variant's decision.
+    fn export_structured(&self, model: &str, variant: &str, d: &crate::decision::Desired) {
+        let get = |k: &str| d.details.get(k).copied();
+        let m = || model.to_string();
+        if let Some(x) = get("demand_rps") {
+            self.demand_rps
+                .get_or_create(&ModelLabels { model: m() })
+                .set(x);
+        }
+        for (bound, key) in [
+            ("lower", "demand_lower_rps"),
+            ("point", "demand_point_rps"),
+            ("upper", "demand_upper_rps"),
+        ] {
+            if let Some(x) = get(key) {
+                self.forecast_rps
+                    .get_or_create(&BandLabels { model: m(), bound })
+                    .set(x);
+            }
+        }
+        for (kind, predicted, target) in [
+            ("ttft", "predicted_ttft_ms", "slo_ttft_ms"),
+            ("tpot", "predicted_tpot_ms", "slo_tpot_ms"),
+        ] {
+            if let Some(x) = get(predicted) {
+                self.predicted_latency
+                    .get_or_create(&LatencyLabels {
+                        model: m(),
+                        variant: variant.to_string(),
+                        kind,
+                    })
+                    .set(x / 1e3);
+            }
+            if let Some(x) = get(target) {
+                self.slo_target
+                    .get_or_create(&TargetLabels { model: m(), kind })
+                    .set(x / 1e3);
+            }
+        }
+        let key = (model.to_string(), variant.to_string());
+        let mut current = self.current_reason.lock().expect("reason map");
+        if let Some(old) = current.insert(key, d.action)
+            && old != d.action
+        {
+            self.decision_reason.remove(&ReasonLabels {
+                model: m(),
+                variant: variant.to_string(),
+                reason: old,
+            });
+        }
+        self.decision_reason
+            .get_or_create(&ReasonLabels {
+                model: m(),
+                variant: variant.to_string(),
+                reason: d.action,
+            })
+            .set(1);
+    }
+
     /// Renders the text exposition, refreshing decision gauges from `snapshot`.
     pub fn render(&self, snapshot: &Snapshot) -> String {
         let now = Instant::now();
@@ -161,6 +312,7 @@ impl Telemetry {
                         self.desired_replicas
                             .get_or_create(&labels)
                             .set(crate::hpa::keda_quantize(d.replicas));
+                        self.export_structured(&m.name, v, &d);
                         for (field, value) in &d.details {
                             self.decision_detail
                                 .get_or_create(&DetailLabels {

@@ -103,6 +103,7 @@ impl Planner for ScriptedPlanner {
                                 variant,
                                 desired_replicas: r,
                                 reason: "scripted by the test".into(),
+                                action: "scripted",
                                 details: BTreeMap::from([("scripted_replicas", r)]),
                             })
                             .collect(),

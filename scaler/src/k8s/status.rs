@@ -356,12 +356,14 @@ mod tests {
                 variant: "h100".into(),
                 desired_replicas: 2.4,
                 reason: "q95 demand 42 req/s".into(),
+                action: "scale_up",
                 details: details.clone(),
             },
             VariantDecision {
                 variant: "a100".into(),
                 desired_replicas: 1.0,
                 reason: "q95 demand 42 req/s".into(),
+                action: "scale_up",
                 details,
             },
         ])
