@@ -53,6 +53,8 @@ pub enum Command {
     ForecastEval(crate::commands::forecast_eval::ForecastEvalArgs),
     /// Solve one sizing problem (JSON): replicas per GPU variant at the least cost.
     Plan(crate::commands::plan::PlanArgs),
+    /// Replay a trace through the fleet simulator under each autoscaling policy.
+    Backtest(crate::commands::backtest::BacktestArgs),
     /// Print the SloScalingPolicy CustomResourceDefinition (YAML) the Helm chart ships.
     Crd(crate::commands::crd::CrdArgs),
 }
@@ -196,6 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Profile(args) => crate::commands::profile::run(args),
         Command::ForecastEval(args) => crate::commands::forecast_eval::run(args),
         Command::Plan(args) => crate::commands::plan::run(args),
+        Command::Backtest(args) => crate::commands::backtest::run(args),
         Command::Crd(args) => crate::commands::crd::run(args),
     }
 }

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod profile_data;
 pub mod server;
+pub mod sim;
 pub mod sizing;
 pub mod stabilization;
 pub mod telemetry;

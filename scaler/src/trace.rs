@@ -472,6 +472,117 @@ fn load_servegen(path: &Path, files: &[PathBuf]) -> Result<Trace, TraceError> {
     })
 }
 
+/// How a ServeGen client's inter-arrival times are distributed in one window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ArrivalPattern {
+    /// Weibull with `shape` k and `scale` λ (seconds).
+    Weibull {
+        /// Shape k.
+        shape: f64,
+        /// Scale λ, seconds.
+        scale: f64,
+    },
+    /// Gamma with `shape` k and `scale` θ (seconds).
+    Gamma {
+        /// Shape k.
+        shape: f64,
+        /// Scale θ, seconds.
+        scale: f64,
+    },
+    /// No fitted distribution (idle window, or a rate without a pattern).
+    None,
+}
+
+/// One 600 s window of one ServeGen client, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServeGenWindow {
+    /// Window start, seconds (trace clock).
+    pub start_s: f64,
+    /// Mean request rate in the window, requests/s.
+    pub rate_per_s: f64,
+    /// Coefficient of variation of the inter-arrival times.
+    pub cv: f64,
+    /// The fitted inter-arrival distribution.
+    pub pattern: ArrivalPattern,
+}
+
+/// One ServeGen client (one `chunk-<client>-trace.csv`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeGenClient {
+    /// The client id from the file name (`chunk-<client>-trace.csv`).
+    pub client: String,
+    /// Its windows in file order.
+    pub windows: Vec<ServeGenWindow>,
+}
+
+/// Reads every client of a ServeGen model directory (or one chunk file) with the per-window
+/// arrival pattern kept, for generating arrivals (the simulator); [`load`] keeps only the
+/// summed rates.
+pub fn load_servegen_clients(path: &Path) -> Result<Vec<ServeGenClient>, TraceError> {
+    const EXPECTED: &str = "`window_start_s,rate_req_per_s,cv,arrival_pattern,param1,param2` \
+                            with arrival_pattern `Weibull`, `Gamma` or empty";
+    let files = if path.is_dir() {
+        servegen_files(path)?
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut clients = Vec::with_capacity(files.len());
+    for file in &files {
+        let text = fs::read_to_string(file).map_err(|source| io(file, source))?;
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .trim_start_matches("chunk-")
+            .trim_end_matches("-trace.csv")
+            .to_string();
+        let mut windows = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            let bad = || parse_err(file, i + 1, EXPECTED, line);
+            if f.len() != 6 {
+                return Err(bad());
+            }
+            let num = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
+            let start_s = num(f[0]).ok_or_else(bad)?;
+            let rate_per_s = num(f[1]).filter(|r| *r >= 0.0).ok_or_else(bad)?;
+            let cv = num(f[2]).unwrap_or(0.0);
+            let (p1, p2) = (num(f[4]).unwrap_or(0.0), num(f[5]).unwrap_or(0.0));
+            let pattern = match f[3] {
+                "Weibull" if p1 > 0.0 && p2 > 0.0 => ArrivalPattern::Weibull {
+                    shape: p1,
+                    scale: p2,
+                },
+                "Gamma" if p1 > 0.0 && p2 > 0.0 => ArrivalPattern::Gamma {
+                    shape: p1,
+                    scale: p2,
+                },
+                "" | "Weibull" | "Gamma" => ArrivalPattern::None,
+                _ => return Err(bad()),
+            };
+            windows.push(ServeGenWindow {
+                start_s,
+                rate_per_s,
+                cv,
+                pattern,
+            });
+        }
+        clients.push(ServeGenClient {
+            client: name,
+            windows,
+        });
+    }
+    if clients.iter().all(|c| c.windows.is_empty()) {
+        return Err(TraceError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(clients)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,76 @@
+//! Prints simulator vs analytic-model latencies at steady Poisson load on one replica, for
+//! several utilisations: the numbers behind `tests/sim_crosscheck.rs`.
+//!
+//! `cargo run --release -p slo-scaler --example sim_crosscheck [profile] [prompt] [output]`
+use std::sync::Arc;
+
+use forecasting::capacity::Slo;
+use forecasting::latency::{Percentile, RequestMix, predict};
+use slo_scaler::planner::load_profile;
+use slo_scaler::sim::autoscaler::ScalingSettings;
+use slo_scaler::sim::policy::fixed::Fixed;
+use slo_scaler::sim::random::SimRng;
+use slo_scaler::sim::router::Routing;
+use slo_scaler::sim::workload::{TokenLengths, poisson};
+use slo_scaler::sim::{FleetSpec, SimVariant, simulate};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "builtin/llama-3.1-8b-fp8_h100-80gb_tp1_derived".into());
+    let prompt: u32 = args.get(2).map_or(1024, |a| a.parse().unwrap());
+    let output: u32 = args.get(3).map_or(256, |a| a.parse().unwrap());
+    let profile = load_profile(&name, None).unwrap();
+    let mix = RequestMix::fixed(f64::from(prompt), f64::from(output)).unwrap();
+    let sat = predict(&profile, &mix, 1e-6, 1)
+        .unwrap()
+        .saturation_rate_per_s;
+    println!("profile {name}, P {prompt}, O {output}, saturation {sat:.2} req/s");
+    println!(
+        "util  | TTFT p50 sim/model | TTFT p90 sim/model | TPOT p50 sim/model | TPOT p90 sim/model"
+    );
+    for util in [0.2, 0.4, 0.6, 0.7, 0.79] {
+        let rate = util * sat;
+        let p = predict(&profile, &mix, rate, 1).unwrap();
+        let tokens = TokenLengths::Fixed {
+            prompt_tokens: prompt,
+            output_tokens: output,
+        };
+        let duration_s = (4000.0 / rate).max(300.0);
+        let reqs = poisson(rate, duration_s, &tokens, &mut SimRng::new(1));
+        let spec = FleetSpec {
+            variants: vec![SimVariant {
+                name: "v".into(),
+                profile: Arc::new(profile.clone()),
+                min: 1,
+                max: 1,
+            }],
+            slo: Slo {
+                ttft_ms: 1e9,
+                tpot_ms: 1e9,
+                percentile: Percentile::P90,
+            },
+            routing: Routing::LeastLoaded,
+            block_tokens: 0,
+            scaling: ScalingSettings::default(),
+            rate_window_s: 60.0,
+            initial: vec![1],
+            timeline: false,
+            drain_limit_s: 3600.0,
+        };
+        let r = simulate(&reqs, &spec, &mut Fixed::new(vec![1]));
+        println!(
+            "{util:.2}  | {:8.1} / {:8.1} | {:8.1} / {:8.1} | {:6.2} / {:6.2} | {:6.2} / {:6.2}",
+            r.ttft_ms.p50.unwrap(),
+            p.ttft_ms.p50,
+            r.ttft_ms.p90.unwrap(),
+            p.ttft_ms.p90,
+            r.tpot_ms.p50.unwrap(),
+            p.tpot_ms.p50,
+            r.tpot_ms.p90.unwrap(),
+            p.tpot_ms.p90,
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! `slo-scaler`: our pipeline exactly as `serve` runs it — a [`crate::pipeline::Fleet`]
+//! with one [`crate::pipeline::ModelPipeline`] (forecast → capacity per replica under the
+//! SLO → least-cost plan across variants → stabilisation), fed at every sync with the
+//! demand a metrics source would report (the arrival rate over the rate window), its
+//! per-variant desired replicas reported to KEDA with target 1.
+
+use forecasting::profile::Profile;
+
+use super::{Observation, Policy, PolicyContext, PolicyError, Wish};
+use crate::decision::ModelOutcome;
+use crate::pipeline::{Fleet, ModelInput, ModelPipeline, SloTarget, VariantInput};
+
+const MODEL: &str = "model";
+
+/// The pipeline in the loop.
+#[derive(Debug)]
+pub struct SloScaler {
+    fleet: Fleet,
+    names: Vec<String>,
+    last: Vec<Wish>,
+}
+
+impl SloScaler {
+    /// Builds the pipeline (computes capacities under the SLO).
+    ///
+    /// # Errors
+    /// [`PolicyError::Pipeline`] when a variant cannot meet the SLO or the settings are
+    /// invalid.
+    pub fn new(ctx: &PolicyContext) -> Result<Self, PolicyError> {
+        let variants = ctx
+            .variants
+            .iter()
+            .map(|v| VariantInput {
+                name: v.name.clone(),
+                gpu_type: v.profile.gpu.clone(),
+                gpus_per_replica: v.profile.tensor_parallel,
+                profile: Profile::clone(&v.profile),
+                min: v.min,
+                max: v.max,
+            })
+            .collect();
+        let pipeline = ModelPipeline::new(
+            ModelInput {
+                name: MODEL.into(),
+                priority: 0,
+                target: SloTarget {
+                    slo: ctx.slo,
+                    attainment: ctx.attainment,
+                },
+                mix: ctx.mix.clone(),
+                variants,
+                forecast_interval_s: ctx.forecast_interval_s,
+            },
+            ctx.stabilization,
+        )?;
+        let mut fleet = Fleet::new(vec![pipeline], None);
+        // History before the slice, as `serve` backfills it: one sample per interval.
+        let n = ctx.history_rates_per_s.len();
+        for (k, rate) in ctx.history_rates_per_s.iter().enumerate() {
+            let t_s = -((n - k) as f64) * ctx.forecast_interval_s;
+            fleet.observe(MODEL, t_s, *rate);
+        }
+        Ok(Self {
+            fleet,
+            names: ctx.variants.iter().map(|v| v.name.clone()).collect(),
+            last: ctx
+                .variants
+                .iter()
+                .map(|v| Wish::replicas(f64::from(v.min)))
+                .collect(),
+        })
+    }
+}
+
+impl Policy for SloScaler {
+    fn name(&self) -> &str {
+        "slo-scaler"
+    }
+
+    fn min_replicas(&self, fleet_min: &[u32]) -> Vec<u32> {
+        fleet_min.to_vec()
+    }
+
+    fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
+        self.fleet.observe(MODEL, obs.now_s, obs.arrivals_per_s);
+        let decisions = self.fleet.tick(obs.now_s);
+        if let Some(ModelOutcome::Planned(vs)) = decisions.first().map(|d| &d.outcome) {
+            for (i, name) in self.names.iter().enumerate() {
+                if let Some(v) = vs.iter().find(|v| &v.variant == name) {
+                    self.last[i] = Wish::replicas(v.desired_replicas);
+                }
+            }
+        }
+        self.last.clone()
+    }
+}

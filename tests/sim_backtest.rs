@@ -1,0 +1,285 @@
+//! The fleet simulator and `backtest` end to end: determinism under a seed, cold starts,
+//! the KV-cache limit, and every policy on slices of the real traces (read at run time from
+//! `../shared/data`, or `SLO_SCALER_DATA_DIR`; skipped with a message when absent).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use forecasting::capacity::Slo;
+use forecasting::latency::Percentile;
+use slo_scaler::commands::backtest::{
+    BacktestArgs, DEFAULT_CONFIG_YAML, Format, RoutingArg, policy_names, prepare, render_json,
+    run_policies,
+};
+use slo_scaler::config::Config;
+use slo_scaler::planner::load_profile;
+use slo_scaler::sim::autoscaler::{ScalingSettings, Wish};
+use slo_scaler::sim::policy::fixed::Fixed;
+use slo_scaler::sim::policy::{Observation, Policy};
+use slo_scaler::sim::random::SimRng;
+use slo_scaler::sim::router::Routing;
+use slo_scaler::sim::workload::{SimRequest, TokenLengths, poisson};
+use slo_scaler::sim::{FleetSpec, SimVariant, simulate};
+
+/// The flags as `slo-scaler backtest --trace PATH` would parse them, with a slice.
+fn args(trace: PathBuf, duration_s: f64) -> BacktestArgs {
+    BacktestArgs {
+        trace,
+        config: None,
+        model: None,
+        policy: "all".into(),
+        format: Format::Json,
+        seed: 1,
+        speed: 1.0,
+        scale: 1.0,
+        start_s: 0.0,
+        duration_s: Some(duration_s),
+        routing: RoutingArg::LeastLoaded,
+        cold_start_s: None,
+        tokens: None,
+        slo_ttft_ms: None,
+        slo_tpot_ms: None,
+        timeline: false,
+    }
+}
+
+fn data() -> Option<PathBuf> {
+    let d = slo_scaler::profile_data::data_dir();
+    if d.is_dir() {
+        Some(d)
+    } else {
+        eprintln!("skipped: no shared data at {}", d.display());
+        None
+    }
+}
+
+fn spec(cold_start_s: f64, kv_capacity_tokens: u64, min: u32) -> FleetSpec {
+    let mut p = load_profile("builtin/llama-3.1-8b-fp8_h100-80gb_tp1_derived", None).unwrap();
+    p.lifecycle.cold_start_s = cold_start_s;
+    p.limits.kv_capacity_tokens = kv_capacity_tokens;
+    FleetSpec {
+        variants: vec![SimVariant {
+            name: "h100".into(),
+            profile: Arc::new(p),
+            min,
+            max: 8,
+        }],
+        slo: Slo {
+            ttft_ms: 1000.0,
+            tpot_ms: 50.0,
+            percentile: Percentile::P90,
+        },
+        routing: Routing::LeastLoaded,
+        block_tokens: 512,
+        scaling: ScalingSettings::default(),
+        rate_window_s: 60.0,
+        initial: vec![min],
+        timeline: true,
+        drain_limit_s: 3600.0,
+    }
+}
+
+/// Wants one replica whenever anything arrived or waits; starts from zero.
+struct FromZero;
+impl Policy for FromZero {
+    fn name(&self) -> &str {
+        "from-zero"
+    }
+    fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
+        let busy = obs.arrivals_per_s > 0.0 || obs.gateway_waiting > 0;
+        vec![Wish::replicas(if busy { 1.0 } else { 0.0 })]
+    }
+    fn min_replicas(&self, _fleet_min: &[u32]) -> Vec<u32> {
+        vec![0]
+    }
+}
+
+#[test]
+fn no_request_is_served_before_the_cold_start_ends() {
+    let reqs: Vec<SimRequest> = (0..10)
+        .map(|i| SimRequest {
+            id: i,
+            arrival_s: i as f64,
+            prompt_tokens: 500,
+            output_tokens: 20,
+            hash_ids: vec![],
+        })
+        .collect();
+    let report = simulate(&reqs, &spec(150.0, 400_000, 0), &mut FromZero);
+    assert_eq!(report.cold_starts, 1, "{report:?}");
+    assert_eq!(report.requests_waited_on_cold_start, 10);
+    assert_eq!(report.completed, 10);
+    // The first KEDA poll after the first arrival is at 15 s (syncs at 0, 15, ...; the
+    // poll at 0 saw no arrival yet): ready at 165 s; the last request arrived at 9 s.
+    let ttft_min_ms = report.ttft_ms.p50.unwrap().min(report.ttft_ms.p90.unwrap());
+    assert!(
+        ttft_min_ms >= (150.0 - 9.0) * 1000.0,
+        "{:?}",
+        report.ttft_ms
+    );
+    assert!(report.attainment.ttft == 0.0);
+    // Billed from the decision, cold start included.
+    assert!(report.gpu_hours * 3600.0 >= 150.0, "{}", report.gpu_hours);
+}
+
+#[test]
+fn a_small_kv_cache_makes_requests_queue() {
+    let tokens = TokenLengths::Fixed {
+        prompt_tokens: 2000,
+        output_tokens: 200,
+    };
+    let reqs = poisson(4.0, 120.0, &tokens, &mut SimRng::new(5));
+    let roomy = simulate(&reqs, &spec(120.0, 430_000, 1), &mut Fixed::new(vec![1]));
+    // Room for 4 sequences of 2200 tokens.
+    let tight = simulate(&reqs, &spec(120.0, 9_000, 1), &mut Fixed::new(vec![1]));
+    let (a, b) = (roomy.ttft_ms.p90.unwrap(), tight.ttft_ms.p90.unwrap());
+    assert!(
+        b > 5.0 * a,
+        "TTFT p90 {a:.0} ms with a large cache, {b:.0} ms with a small one"
+    );
+    assert_eq!(tight.completed, reqs.len());
+}
+
+#[test]
+fn a_seed_fixes_the_whole_backtest() {
+    let Some(data) = data() else { return };
+    let trace = data.join("traces/servegen/reason/deepseek-r1");
+    let config = Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap();
+    let run = |seed: u64| {
+        // About 16 req/s in this hour of the day; a quarter of it for 10 minutes.
+        let mut a = args(trace.clone(), 600.0);
+        a.start_s = 36_000.0;
+        a.scale = 0.25;
+        a.seed = seed;
+        let p = prepare(&a.trace, &config, None, &a).unwrap();
+        let names = policy_names("keda-threshold,slo-scaler").unwrap();
+        (
+            p.requests.len(),
+            run_policies(&p, &names, |_, _| {}).unwrap(),
+        )
+    };
+    let (n1, r1) = run(7);
+    let (n2, r2) = run(7);
+    let (n3, r3) = run(8);
+    assert!(n1 > 1000, "{n1}");
+    assert_eq!((n1, &r1), (n2, &r2), "same seed, same result");
+    assert!(n1 != n3 || r1 != r3, "another seed, other arrivals");
+}
+
+#[test]
+fn every_policy_runs_on_a_slice_of_the_azure_trace_and_reports_json() {
+    let Some(data) = data() else { return };
+    let trace = data.join("traces/azure2023/AzureLLMInferenceTrace_code.csv");
+    let config = Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap();
+    let a = args(trace, 900.0);
+    let p = prepare(&a.trace, &config, None, &a).unwrap();
+    let names = policy_names("all").unwrap();
+    let reports = run_policies(&p, &names, |_, _| {}).unwrap();
+    let by = |n: &str| reports.iter().find(|r| r.name == n).unwrap();
+    assert_eq!(by("static-peak").cold_starts, 0);
+    assert_eq!(by("static-peak").decisions, 0);
+    for r in &reports {
+        assert_eq!(r.requests, p.requests.len());
+        assert!(r.completed + r.rejected + r.unfinished == r.requests);
+        assert!(r.gpu_hours > 0.0 && r.cost > 0.0, "{}", r.name);
+        assert!((0.0..=1.0).contains(&r.attainment.both));
+        assert!(r.attainment.both <= r.attainment.ttft.min(r.attainment.tpot));
+    }
+    let json = render_json(&a.trace, &p, &a, &reports);
+    let first = &json["policies"][0];
+    for key in [
+        "name",
+        "attainment",
+        "cost",
+        "gpu_hours",
+        "ttft_ms",
+        "tpot_ms",
+        "variants",
+        "cold_starts",
+        "requests_waited_on_cold_start",
+        "decisions",
+    ] {
+        assert!(!first[key].is_null(), "policies[0].{key} missing: {first}");
+    }
+    assert!(first["attainment"]["both"].is_number());
+    assert_eq!(json["format"], "azure_csv");
+}
+
+#[test]
+fn prefix_aware_routing_reuses_mooncake_prefixes() {
+    let Some(data) = data() else { return };
+    let trace = data.join("traces/mooncake/conversation_trace.jsonl");
+    let config = Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap();
+    let hit = |routing: RoutingArg| {
+        let mut a = args(trace.clone(), 600.0);
+        a.routing = routing;
+        let p = prepare(&a.trace, &config, None, &a).unwrap();
+        let names = policy_names("static-peak").unwrap();
+        run_policies(&p, &names, |_, _| {}).unwrap()[0].prefix_hit_rate
+    };
+    let (ll, pa) = (hit(RoutingArg::LeastLoaded), hit(RoutingArg::PrefixAware));
+    assert!(pa > 0.1, "prefix-aware hit rate {pa}");
+    assert!(pa >= ll, "prefix-aware {pa} vs least-loaded {ll}");
+}
+
+/// A step in demand at 900 s: the oracle adds capacity a cold start ahead of it, the
+/// reactive baselines only after it, and every policy goes through the same HPA path.
+#[test]
+fn the_oracle_scales_ahead_of_a_step_and_reactive_policies_after_it() {
+    use forecasting::latency::RequestMix;
+    use slo_scaler::sim::policy::{PolicyContext, build};
+    use slo_scaler::sim::workload::{peak_rate_per_s, rates_per_bin};
+    let tokens = TokenLengths::Fixed {
+        prompt_tokens: 1000,
+        output_tokens: 200,
+    };
+    let mut reqs = poisson(2.0, 900.0, &tokens, &mut SimRng::new(3));
+    let mut high = poisson(40.0, 600.0, &tokens, &mut SimRng::new(4));
+    for r in &mut high {
+        r.arrival_s += 900.0;
+    }
+    reqs.extend(high);
+    for (i, r) in reqs.iter_mut().enumerate() {
+        r.id = i;
+    }
+    let mut fleet = spec(120.0, 430_000, 0);
+    fleet.initial = vec![1];
+    let ctx = PolicyContext {
+        variants: fleet.variants.clone(),
+        slo: fleet.slo,
+        attainment: 0.95,
+        mix: RequestMix::fixed(1000.0, 200.0).unwrap(),
+        peak_rate_per_s: peak_rate_per_s(&reqs, 60.0),
+        forecast_interval_s: 60.0,
+        stabilization: Default::default(),
+        arrival_rates_per_s: rates_per_bin(&reqs, 60.0),
+        arrival_bin_s: 60.0,
+        history_rates_per_s: vec![],
+    };
+    let replicas_at = |name: &str, t_s: f64| {
+        let mut p = build(name, &ctx).unwrap();
+        let r = simulate(&reqs, &fleet, p.as_mut());
+        let at = r.timeline.iter().rev().find(|x| x.t_s <= t_s).unwrap();
+        (at.replicas[0], r)
+    };
+    let (before, oracle) = replicas_at("oracle", 880.0);
+    assert!(
+        before >= 2,
+        "oracle holds {before} replicas just before the step"
+    );
+    let (before, keda) = replicas_at("keda-threshold", 880.0);
+    assert_eq!(
+        before, 1,
+        "keda-threshold has nothing waiting before the step"
+    );
+    let (after, _) = replicas_at("keda-threshold", 1100.0);
+    assert!(after > 1, "keda-threshold reacts once requests queue");
+    assert!(
+        oracle.attainment.both > keda.attainment.both,
+        "{:?} vs {:?}",
+        oracle.attainment,
+        keda.attainment
+    );
+    let (_, dynamo) = replicas_at("dynamo-planner", 1500.0);
+    assert!(dynamo.decisions >= 1 && dynamo.variants[0].max_replicas > 1);
+}

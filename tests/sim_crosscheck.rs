@@ -1,0 +1,164 @@
+//! The simulator against the analytic latency model (`forecasting::latency`) at steady
+//! Poisson load on one replica of the same profile: two independent code paths that share
+//! only the profile's step-time curves. Tolerances from issue 7: TPOT within 15 %, TTFT
+//! within 25 %, below 80 % utilisation. Numbers for more profiles and mixes:
+//! `cargo run --release -p slo-scaler --example sim_crosscheck` (docs/simulator.md).
+
+use std::sync::Arc;
+
+use forecasting::capacity::Slo;
+use forecasting::latency::{Percentile, RequestMix, predict};
+use slo_scaler::planner::load_profile;
+use slo_scaler::sim::autoscaler::ScalingSettings;
+use slo_scaler::sim::metrics::SimReport;
+use slo_scaler::sim::policy::fixed::Fixed;
+use slo_scaler::sim::random::SimRng;
+use slo_scaler::sim::router::Routing;
+use slo_scaler::sim::workload::{TokenLengths, poisson};
+use slo_scaler::sim::{FleetSpec, SimVariant, simulate};
+
+fn one_replica(profile: &forecasting::profile::Profile) -> FleetSpec {
+    FleetSpec {
+        variants: vec![SimVariant {
+            name: "v".into(),
+            profile: Arc::new(profile.clone()),
+            min: 1,
+            max: 1,
+        }],
+        slo: Slo {
+            ttft_ms: 1e9,
+            tpot_ms: 1e9,
+            percentile: Percentile::P90,
+        },
+        routing: Routing::LeastLoaded,
+        block_tokens: 0,
+        scaling: ScalingSettings::default(),
+        rate_window_s: 60.0,
+        initial: vec![1],
+        timeline: false,
+        drain_limit_s: 3600.0,
+    }
+}
+
+fn run(
+    profile_ref: &str,
+    prompt: u32,
+    output: u32,
+    util: f64,
+    requests: f64,
+) -> (SimReport, forecasting::latency::Prediction) {
+    let profile = load_profile(profile_ref, None).unwrap();
+    let mix = RequestMix::fixed(f64::from(prompt), f64::from(output)).unwrap();
+    let sat = predict(&profile, &mix, 1e-6, 1)
+        .unwrap()
+        .saturation_rate_per_s;
+    let rate = util * sat;
+    let model = predict(&profile, &mix, rate, 1).unwrap();
+    let tokens = TokenLengths::Fixed {
+        prompt_tokens: prompt,
+        output_tokens: output,
+    };
+    let reqs = poisson(rate, requests / rate, &tokens, &mut SimRng::new(11));
+    let report = simulate(&reqs, &one_replica(&profile), &mut Fixed::new(vec![1]));
+    assert_eq!(
+        report.completed,
+        reqs.len(),
+        "every request finishes below saturation"
+    );
+    (report, model)
+}
+
+fn within(sim: Option<f64>, model: f64, tol: f64, what: &str) {
+    let sim = sim.unwrap();
+    let err = (sim - model).abs() / model;
+    assert!(
+        err <= tol,
+        "{what}: simulator {sim:.2} ms vs model {model:.2} ms ({:.0} % apart, allowed {:.0} %)",
+        err * 100.0,
+        tol * 100.0
+    );
+}
+
+#[test]
+fn simulator_agrees_with_the_analytic_model_below_80_percent_utilisation() {
+    for util in [0.3, 0.6, 0.75] {
+        let (sim, model) = run(
+            "builtin/llama-3.1-8b-fp8_h100-80gb_tp1_derived",
+            1024,
+            256,
+            util,
+            3000.0,
+        );
+        let at = format!("H100 8B, P 1024, O 256, utilisation {util}");
+        within(
+            sim.tpot_ms.p50,
+            model.tpot_ms.p50,
+            0.15,
+            &format!("{at}: TPOT p50"),
+        );
+        within(
+            sim.tpot_ms.p90,
+            model.tpot_ms.p90,
+            0.15,
+            &format!("{at}: TPOT p90"),
+        );
+        within(
+            sim.ttft_ms.p50,
+            model.ttft_ms.p50,
+            0.25,
+            &format!("{at}: TTFT p50"),
+        );
+        within(
+            sim.ttft_ms.p90,
+            model.ttft_ms.p90,
+            0.25,
+            &format!("{at}: TTFT p90"),
+        );
+    }
+    // A slower GPU and a different mix: medians agree.
+    for util in [0.3, 0.6] {
+        let (sim, model) = run(
+            "builtin/llama-3.1-8b_a100-80gb_tp1_derived",
+            2048,
+            128,
+            util,
+            1500.0,
+        );
+        let at = format!("A100 8B, P 2048, O 128, utilisation {util}");
+        within(
+            sim.tpot_ms.p50,
+            model.tpot_ms.p50,
+            0.15,
+            &format!("{at}: TPOT p50"),
+        );
+        within(
+            sim.ttft_ms.p50,
+            model.ttft_ms.p50,
+            0.25,
+            &format!("{at}: TTFT p50"),
+        );
+    }
+}
+
+/// Known disagreement (docs/simulator.md, "Cross-check"): with short outputs the number of
+/// prompts mixed into a request's few decode steps varies a lot, and the analytic TPOT
+/// percentile, which models only the batch-size fluctuation, under-states the tail (2.5×
+/// at 80 % utilisation for the Azure code mix). One of the two must change; until then
+/// this test documents the gap.
+#[test]
+#[ignore = "analytic TPOT p90 under-states prefill interference for short outputs (docs/simulator.md)"]
+fn tpot_tail_agrees_for_short_outputs() {
+    let (sim, model) = run(
+        "builtin/llama-3.1-8b-fp8_h100-80gb_tp1_derived",
+        2048,
+        28,
+        0.6,
+        3000.0,
+    );
+    within(
+        sim.tpot_ms.p90,
+        model.tpot_ms.p90,
+        0.15,
+        "H100 8B, P 2048, O 28: TPOT p90",
+    );
+}
