@@ -617,6 +617,22 @@ mod tests {
         down: bool,
     }
 
+    /// One observation through an observer over a [`FakeApi`] with these answers.
+    async fn observe_with(
+        answers: Vec<(String, Vec<(Labels, f64)>)>,
+        eval_time_s: f64,
+        down: bool,
+    ) -> Result<Observation, MetricsError> {
+        let api = FakeApi {
+            answers,
+            eval_time_s,
+            down,
+        };
+        PrometheusObserver::new(api, settings())
+            .observe(&target())
+            .await
+    }
+
     impl FakeApi {
         fn answer(&self, q: &str) -> Vec<(Labels, f64)> {
             self.answers
@@ -714,15 +730,7 @@ mod tests {
 
     #[tokio::test]
     async fn observation_sums_variants_and_keeps_unknowns_unknown() {
-        let api = FakeApi {
-            answers: healthy(1000.0),
-            eval_time_s: 1002.0,
-            down: false,
-        };
-        let o = PrometheusObserver::new(api, settings())
-            .observe(&target())
-            .await
-            .unwrap();
+        let o = observe_with(healthy(1000.0), 1002.0, false).await.unwrap();
         assert_eq!(o.requests_per_s, 4.5);
         assert_eq!(o.requests_per_s_by_variant["h100"], 3.0);
         assert_eq!(o.running, Some(7.0));
@@ -737,64 +745,24 @@ mod tests {
     #[tokio::test]
     async fn stale_data_is_judged_on_prometheus_clock() {
         // The scaler's own clock plays no part: only eval time vs newest sample.
-        let api = FakeApi {
-            answers: healthy(1000.0),
-            eval_time_s: 1011.0,
-            down: false,
-        };
-        let err = PrometheusObserver::new(api, settings())
-            .observe(&target())
+        let err = observe_with(healthy(1000.0), 1011.0, false)
             .await
             .unwrap_err();
         assert!(matches!(err, MetricsError::Stale { .. }), "{err}");
         // A sample "from the future" (Prometheus's clock behind the exporter's) is fresh.
-        let api = FakeApi {
-            answers: healthy(1005.0),
-            eval_time_s: 1000.0,
-            down: false,
-        };
-        let o = PrometheusObserver::new(api, settings())
-            .observe(&target())
-            .await
-            .unwrap();
+        let o = observe_with(healthy(1005.0), 1000.0, false).await.unwrap();
         assert_eq!(o.data_age_s, 0.0);
     }
 
     #[tokio::test]
     async fn absent_nan_and_outage_are_errors_not_zero() {
-        let api = FakeApi {
-            answers: vec![],
-            eval_time_s: 0.0,
-            down: false,
-        };
-        let err = PrometheusObserver::new(api, settings())
-            .observe(&target())
-            .await
-            .unwrap_err();
+        let err = observe_with(vec![], 0.0, false).await.unwrap_err();
         assert!(matches!(err, MetricsError::Absent { .. }), "{err}");
         let mut answers = healthy(1000.0);
         answers[1].1 = vec![(l(&[("gpu", "h100")]), f64::NAN)];
-        let api = FakeApi {
-            answers,
-            eval_time_s: 1000.0,
-            down: false,
-        };
-        let err = PrometheusObserver::new(api, settings())
-            .observe(&target())
-            .await
-            .unwrap_err();
+        let err = observe_with(answers, 1000.0, false).await.unwrap_err();
         assert!(matches!(err, MetricsError::NotANumber { .. }), "{err}");
-        let api = FakeApi {
-            answers: healthy(1000.0),
-            eval_time_s: 1000.0,
-            down: true,
-        };
-        assert!(
-            PrometheusObserver::new(api, settings())
-                .observe(&target())
-                .await
-                .is_err()
-        );
+        assert!(observe_with(healthy(1000.0), 1000.0, true).await.is_err());
     }
 
     #[tokio::test]
