@@ -232,10 +232,7 @@ fn matches(value: &str, wanted: Option<&String>, substring: bool) -> bool {
 }
 
 /// Checks the selection leaves exactly one (model, gpu, tp) and returns it.
-fn single_identity(
-    table: &Table,
-    keys: &BTreeMap<(String, String, u32), usize>,
-) -> anyhow::Result<(String, String, u32)> {
+fn single_identity(table: &Table, keys: &BTreeMap<Identity, usize>) -> anyhow::Result<Identity> {
     match keys.len() {
         0 => bail!(
             "{}: no rows match the selection (--model/--gpu/--tp)",
@@ -303,17 +300,23 @@ pub fn extract(
     }
 }
 
-fn extract_splitwise(
-    table: &Table,
+/// Model, GPU and tensor-parallel degree of a measured setup.
+type Identity = (String, String, u32);
+
+/// The rows matching `--model`/`--gpu`/`--tp`, which must name exactly one (model, GPU,
+/// tensor parallel) identity; the column names differ between data sets.
+fn select_rows<'a>(
+    table: &'a Table,
     opts: &FitOptions,
-    obs: &mut Observations,
-) -> anyhow::Result<()> {
-    let mut keys: BTreeMap<(String, String, u32), usize> = BTreeMap::new();
+    gpu_col: &str,
+    tp_col: &str,
+) -> anyhow::Result<(Identity, Vec<&'a Vec<String>>)> {
+    let mut keys: BTreeMap<Identity, usize> = BTreeMap::new();
     let mut rows = Vec::new();
     for row in &table.rows {
         let model = table.text(row, "model")?.to_string();
-        let gpu = table.text(row, "hardware")?.to_string();
-        let tp = table.num(row, "tensor_parallel")? as u32;
+        let gpu = table.text(row, gpu_col)?.to_string();
+        let tp = table.num(row, tp_col)? as u32;
         if matches(&model, opts.model.as_ref(), true)
             && matches(&gpu, opts.gpu.as_ref(), false)
             && opts.tp.is_none_or(|t| t == tp)
@@ -322,7 +325,15 @@ fn extract_splitwise(
             rows.push(row);
         }
     }
-    let (model, gpu, tp) = single_identity(table, &keys)?;
+    Ok((single_identity(table, &keys)?, rows))
+}
+
+fn extract_splitwise(
+    table: &Table,
+    opts: &FitOptions,
+    obs: &mut Observations,
+) -> anyhow::Result<()> {
+    let ((model, gpu, tp), rows) = select_rows(table, opts, "hardware", "tensor_parallel")?;
     for row in rows {
         let batch = table.num(row, "batch_size")?;
         let prompt = table.num(row, "prompt_size")?;
@@ -354,21 +365,7 @@ fn extract_dynamo(
     opts: &FitOptions,
     obs: &mut Observations,
 ) -> anyhow::Result<()> {
-    let mut keys: BTreeMap<(String, String, u32), usize> = BTreeMap::new();
-    let mut rows = Vec::new();
-    for row in &table.rows {
-        let model = table.text(row, "model")?.to_string();
-        let gpu = table.text(row, "gpu")?.to_string();
-        let tp = table.num(row, "tp")? as u32;
-        if matches(&model, opts.model.as_ref(), true)
-            && matches(&gpu, opts.gpu.as_ref(), false)
-            && opts.tp.is_none_or(|t| t == tp)
-        {
-            *keys.entry((model, gpu, tp)).or_default() += 1;
-            rows.push(row);
-        }
-    }
-    let (model, gpu, tp) = single_identity(table, &keys)?;
+    let ((model, gpu, tp), rows) = select_rows(table, opts, "gpu", "tp")?;
     for row in rows {
         if format == DataFormat::DynamoPrefill {
             obs.prefill.push(PrefillObs {
