@@ -1059,3 +1059,78 @@ async fn cluster_side_elects_watches_and_mirrors_decisions_into_status() {
         "released on shutdown"
     );
 }
+
+/// The real binary: `serve --kubernetes` against the fake API server through a
+/// kubeconfig — elected via the Lease, mirrors the config fleet's decisions into the
+/// matching policy's status with a merge patch, and releases the Lease on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_kubernetes_mirrors_decisions_into_status_and_releases_the_lease() {
+    use slo_scaler_integration::{ScalerProcess, constant_fleet_config};
+    let fake = Fake::start().await;
+    fake.put(policy("team-a", "llama", "llama-3.1-8b-instruct", 5, 1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: fake\n    user: u\ncurrent-context: c\n",
+            fake.url
+        ),
+    )
+    .expect("kubeconfig");
+    let config = constant_fleet_config();
+    let mut scaler = ScalerProcess::spawn_with_env(
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--kubernetes",
+            "--lease-name",
+            "slo-scaler",
+            "--pod-namespace",
+            "slo-scaler",
+            "--pod-name",
+            "pod-under-test",
+        ],
+        &[("KUBECONFIG", kubeconfig.to_str().expect("utf-8"))],
+    );
+    let status_path = format!("{BASE}/namespaces/team-a/sloscalingpolicies/llama/status");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let patch = loop {
+        if let Some(p) = fake
+            .seen()
+            .into_iter()
+            .find(|s| s.method == Method::PATCH && s.path == status_path)
+        {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no status patch; seen: {:?}",
+            fake.seen()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(fake.lease()["spec"]["holderIdentity"], "pod-under-test");
+    // 25 req/s split 0.6/0.4 over 6 and 3 req/s per replica: the status carries the plan.
+    let status = fake.object("team-a", "llama")["status"].clone();
+    assert_eq!(status["demandRps"], 25.0, "{status}");
+    assert_eq!(status["plan"][0]["name"], "h100", "{status}");
+    assert_eq!(status["plan"][0]["desiredReplicas"], 2.5, "{status}");
+    assert_eq!(status["conditions"][0]["type"], "Ready", "{status}");
+    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
+
+    scaler.sigterm();
+    let exit = tokio::task::spawn_blocking(move || scaler.wait_exit(Duration::from_secs(15)))
+        .await
+        .expect("join")
+        .expect("scaler exits after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        fake.lease()["spec"]["holderIdentity"].is_null(),
+        "the Lease is released on shutdown"
+    );
+}

@@ -2,11 +2,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, TlsConfig};
+use crate::k8s::kube;
+use crate::k8s::lease::LeaseConfig;
+use crate::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side};
+use crate::k8s::watch::Scope;
 use crate::planner::FleetPlanner;
 use crate::server::{ServeOptions, start};
 
@@ -80,6 +85,23 @@ pub struct ServeArgs {
     /// CA that signs client certificates (PEM); turns on mTLS.
     #[arg(long, env = "SLO_SCALER_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Also run the Kubernetes side: watch SloScalingPolicy objects, elect one leader with
+    /// a Lease, and write each policy's decisions into its status (in-cluster config, or
+    /// KUBECONFIG). Every replica still answers KEDA.
+    #[arg(long, env = "SLO_SCALER_KUBERNETES")]
+    pub kubernetes: bool,
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "SLO_SCALER_LEASE_NAME", default_value = "slo-scaler")]
+    pub lease_name: String,
+    /// Namespace of the Lease (the scaler's own namespace).
+    #[arg(long, env = "SLO_SCALER_POD_NAMESPACE", default_value = "default")]
+    pub pod_namespace: String,
+    /// This replica's identity in the election [default: $HOSTNAME].
+    #[arg(long, env = "SLO_SCALER_POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Watch policies in this namespace only [default: all namespaces].
+    #[arg(long, env = "SLO_SCALER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
 }
 
 impl ServeArgs {
@@ -152,16 +174,61 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(%model, points, "forecaster warmed from history");
         }
     }
-    let running = start(
+    let opts = ServeOptions {
+        grpc_addr: config.server.grpc_addr,
+        http_addr: config.server.http_addr,
+        tls: config.server.tls.clone(),
+        evaluation: config.evaluation,
+    };
+    if !args.kubernetes {
+        return run_until_signal(start(planner, opts).await?).await;
+    }
+    // The cluster side: status mirror of the config file's fleet (policies do not define
+    // the fleet yet; docs/kubernetes.md). Connect before serving, so a bad kubeconfig
+    // fails the start rather than a running scaler.
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let identity = args
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "slo-scaler".into());
+    let scope = match &args.watch_namespace {
+        Some(ns) => Scope::Namespace(ns.clone()),
+        None => Scope::AllNamespaces,
+    };
+    let (tap, decisions) = SnapshotTap::new(
         planner,
-        ServeOptions {
-            grpc_addr: config.server.grpc_addr,
-            http_addr: config.server.http_addr,
-            tls: config.server.tls.clone(),
-            evaluation: config.evaluation,
+        Duration::from_secs_f64(config.evaluation.stale_after_s),
+    );
+    let running = start(tap, opts).await?;
+    let (tasks, _policies) = spawn_cluster_side(
+        client,
+        ClusterOptions {
+            scope,
+            lease: LeaseConfig::new(
+                &args.lease_name,
+                &args.pod_namespace,
+                &identity,
+                Duration::from_secs(15),
+            ),
+            status_interval: Duration::from_secs(10),
         },
-    )
-    .await?;
+        decisions,
+        running.shutdown_token(),
+    );
+    tracing::info!(%identity, lease = %args.lease_name, namespace = %args.pod_namespace, "Kubernetes side started");
+    let served = run_until_signal(running).await;
+    // The same token stops the cluster side; the Lease is released on the way out.
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    served
+}
+
+/// Waits for SIGTERM/SIGINT, then shuts down gracefully.
+async fn run_until_signal(running: crate::server::Running) -> anyhow::Result<()> {
     let token = running.shutdown_token();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -282,6 +282,11 @@ fn free_port() -> u16 {
 impl ScalerProcess {
     /// Starts the binary with `args` after `serve`, and waits until `/readyz` says ready.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// [`ScalerProcess::spawn`] with extra environment variables.
+    pub fn spawn_with_env(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let grpc_addr = format!("127.0.0.1:{}", free_port());
         let http_addr = format!("127.0.0.1:{}", free_port());
         let child = std::process::Command::new(scaler_bin())
@@ -289,6 +294,7 @@ impl ScalerProcess {
             .args(args)
             .args(["--grpc-addr", &grpc_addr, "--http-addr", &http_addr])
             .env("SLO_SCALER_LOG_LEVEL", "warn")
+            .envs(envs.iter().copied())
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("spawn slo-scaler");
