@@ -4,41 +4,13 @@
 //! within 25 %, below 80 % utilisation. Numbers for more profiles and mixes:
 //! `cargo run --release -p slo-scaler --example sim_crosscheck` (docs/simulator.md).
 
-use std::sync::Arc;
-
-use forecasting::capacity::Slo;
-use forecasting::latency::{Percentile, RequestMix, predict};
+use forecasting::latency::{RequestMix, predict};
 use slo_scaler::planner::load_profile;
-use slo_scaler::sim::autoscaler::ScalingSettings;
 use slo_scaler::sim::metrics::SimReport;
 use slo_scaler::sim::policy::fixed::Fixed;
 use slo_scaler::sim::random::SimRng;
-use slo_scaler::sim::router::Routing;
 use slo_scaler::sim::workload::{TokenLengths, poisson};
-use slo_scaler::sim::{FleetSpec, SimVariant, simulate};
-
-fn one_replica(profile: &forecasting::profile::Profile) -> FleetSpec {
-    FleetSpec {
-        variants: vec![SimVariant {
-            name: "v".into(),
-            profile: Arc::new(profile.clone()),
-            min: 1,
-            max: 1,
-        }],
-        slo: Slo {
-            ttft_ms: 1e9,
-            tpot_ms: 1e9,
-            percentile: Percentile::P90,
-        },
-        routing: Routing::LeastLoaded,
-        block_tokens: 0,
-        scaling: ScalingSettings::default(),
-        rate_window_s: 60.0,
-        initial: vec![1],
-        timeline: false,
-        drain_limit_s: 3600.0,
-    }
-}
+use slo_scaler::sim::{FleetSpec, simulate};
 
 fn run(
     profile_ref: &str,
@@ -59,7 +31,11 @@ fn run(
         output_tokens: output,
     };
     let reqs = poisson(rate, requests / rate, &tokens, &mut SimRng::new(11));
-    let report = simulate(&reqs, &one_replica(&profile), &mut Fixed::new(vec![1]));
+    let report = simulate(
+        &reqs,
+        &FleetSpec::single_fixed_replica(&profile),
+        &mut Fixed::new(vec![1]),
+    );
     assert_eq!(
         report.completed,
         reqs.len(),

@@ -1,36 +1,12 @@
 //! Capacity under an SLO: consistent with the latency model, monotone in the SLO, cached.
 use forecasting::capacity::{Binding, CapacityCache, CapacityError, Slo, capacity_per_replica};
 use forecasting::latency::{LatencyModel, Percentile, RequestMix};
-use forecasting::profile::{DecodeCurve, Lifecycle, Limits, PrefillCurve, Profile, Provenance};
+use forecasting::profile::Profile;
+
+mod common;
 
 fn profile() -> Profile {
-    Profile {
-        model: "test-8b".into(),
-        gpu: "test-gpu".into(),
-        tensor_parallel: 1,
-        engine: None,
-        prefill: PrefillCurve {
-            base_ms: 14.0,
-            per_token_ms: 0.022,
-            per_token_sq_ms: 3.0e-7,
-        },
-        decode: DecodeCurve {
-            base_ms: 6.5,
-            per_seq_ms: 0.026,
-            per_kv_token_ms: 6.0e-5,
-            mixed_prefill_factor: 0.75,
-        },
-        limits: Limits {
-            kv_capacity_tokens: 400_000,
-            max_batch: 512,
-        },
-        lifecycle: Lifecycle {
-            cold_start_s: 60.0,
-            wake_from_sleep_s: 5.0,
-        },
-        cost_per_hour: 1.0,
-        provenance: Provenance::default(),
-    }
+    common::profile(400_000, 512)
 }
 
 fn mix() -> RequestMix {

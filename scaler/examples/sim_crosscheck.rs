@@ -2,17 +2,13 @@
 //! several utilisations: the numbers behind `tests/sim_crosscheck.rs`.
 //!
 //! `cargo run --release -p slo-scaler --example sim_crosscheck [profile] [prompt] [output]`
-use std::sync::Arc;
 
-use forecasting::capacity::Slo;
-use forecasting::latency::{Percentile, RequestMix, predict};
+use forecasting::latency::{RequestMix, predict};
 use slo_scaler::planner::load_profile;
-use slo_scaler::sim::autoscaler::ScalingSettings;
 use slo_scaler::sim::policy::fixed::Fixed;
 use slo_scaler::sim::random::SimRng;
-use slo_scaler::sim::router::Routing;
 use slo_scaler::sim::workload::{TokenLengths, poisson};
-use slo_scaler::sim::{FleetSpec, SimVariant, simulate};
+use slo_scaler::sim::{FleetSpec, simulate};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -40,26 +36,7 @@ fn main() {
         };
         let duration_s = (4000.0 / rate).max(300.0);
         let reqs = poisson(rate, duration_s, &tokens, &mut SimRng::new(1));
-        let spec = FleetSpec {
-            variants: vec![SimVariant {
-                name: "v".into(),
-                profile: Arc::new(profile.clone()),
-                min: 1,
-                max: 1,
-            }],
-            slo: Slo {
-                ttft_ms: 1e9,
-                tpot_ms: 1e9,
-                percentile: Percentile::P90,
-            },
-            routing: Routing::LeastLoaded,
-            block_tokens: 0,
-            scaling: ScalingSettings::default(),
-            rate_window_s: 60.0,
-            initial: vec![1],
-            timeline: false,
-            drain_limit_s: 3600.0,
-        };
+        let spec = FleetSpec::single_fixed_replica(&profile);
         let r = simulate(&reqs, &spec, &mut Fixed::new(vec![1]));
         println!(
             "{util:.2}  | {:8.1} / {:8.1} | {:8.1} / {:8.1} | {:6.2} / {:6.2} | {:6.2} / {:6.2}",

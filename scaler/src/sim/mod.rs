@@ -81,6 +81,33 @@ pub struct FleetSpec {
     pub drain_limit_s: f64,
 }
 
+impl FleetSpec {
+    /// One replica of `profile`, never scaled, with an SLO nothing misses: the setting
+    /// in which the simulator is compared with the analytic latency model.
+    pub fn single_fixed_replica(profile: &forecasting::profile::Profile) -> Self {
+        Self {
+            variants: vec![SimVariant {
+                name: "v".into(),
+                profile: std::sync::Arc::new(profile.clone()),
+                min: 1,
+                max: 1,
+            }],
+            slo: forecasting::capacity::Slo {
+                ttft_ms: 1e9,
+                tpot_ms: 1e9,
+                percentile: forecasting::latency::Percentile::P90,
+            },
+            routing: router::Routing::LeastLoaded,
+            block_tokens: 0,
+            scaling: autoscaler::ScalingSettings::default(),
+            rate_window_s: 60.0,
+            initial: vec![1],
+            timeline: false,
+            drain_limit_s: 3600.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SlotState {
     Starting,
