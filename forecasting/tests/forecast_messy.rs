@@ -27,7 +27,7 @@ fn daily(i: usize, noise: &mut Noise) -> f64 {
 }
 
 fn forecaster() -> Forecaster {
-    Forecaster::new(ForecasterConfig::new(INTERVAL_S, Method::HoltWinters).unwrap()).unwrap()
+    Forecaster::new(ForecasterConfig::new(INTERVAL_S, Method::Adaptive).unwrap()).unwrap()
 }
 
 #[test]

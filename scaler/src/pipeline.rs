@@ -181,11 +181,12 @@ impl ModelPipeline {
             .iter()
             .map(|v| v.input.profile.lifecycle.cold_start_s)
             .fold(input.forecast_interval_s, f64::max);
-        let config = ForecasterConfig::new(input.forecast_interval_s, Method::HoltWinters)
-            .map_err(|source| PipelineError::Forecast {
+        let config = ForecasterConfig::new(input.forecast_interval_s, Method::Adaptive).map_err(
+            |source| PipelineError::Forecast {
                 model: input.name.clone(),
                 source,
-            })?;
+            },
+        )?;
         let forecaster = Forecaster::new(config).map_err(|source| PipelineError::Forecast {
             model: input.name.clone(),
             source,

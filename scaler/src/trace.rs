@@ -747,10 +747,10 @@ mod tests {
         let week = &series.rates_per_s[..7 * 144];
         let report = evaluate(week, &EvalConfig::new(600.0, 1800.0)).unwrap();
         let hw = &report.methods[0];
-        let sn = &report.methods[1];
+        let sn = &report.methods[2];
         assert_eq!(
             (hw.name.as_str(), sn.name.as_str()),
-            ("holt_winters", "seasonal_naive")
+            ("adaptive", "seasonal_naive")
         );
         assert!(
             (0.86..=0.94).contains(&hw.coverage_90) && (0.92..=0.98).contains(&hw.coverage_95),

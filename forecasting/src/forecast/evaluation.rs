@@ -2,9 +2,10 @@
 //! only the points up to its origin; the first `warmup_steps` points are fed but not scored.
 //! This is what `slo-scaler forecast-eval` prints.
 //!
-//! Methods compared: `seasonal_naive`, `moving_average` (its window picked on the warm-up
-//! only) and `holt_winters` (the default, refitting itself once per season on the points it
-//! has seen, exactly as it runs in the scaler).
+//! Methods compared: `adaptive` (the default: per-horizon selection between Holt-Winters and
+//! simple exponential smoothing, exactly as it runs in the scaler), `holt_winters` alone
+//! (refitting itself once per season on the points it has seen), and the baselines
+//! `seasonal_naive` and `moving_average` (its window picked on the warm-up only).
 //! All three get the same conformal calibration, so interval quality compares like with like.
 
 use serde::Serialize;
@@ -41,7 +42,7 @@ impl EvalConfig {
 /// Scores of one method over the evaluated origins.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MethodScore {
-    /// `holt_winters`, `seasonal_naive` or `moving_average`.
+    /// `adaptive`, `holt_winters`, `seasonal_naive` or `moving_average`.
     pub name: String,
     /// Mean absolute error of the mean forecast, in series units.
     pub mae: f64,
@@ -178,6 +179,7 @@ pub fn evaluate(series: &[f64], config: &EvalConfig) -> Result<EvalReport, Forec
     let ma_window = pick_moving_average_window(&series[..warmup], h);
 
     let methods = [
+        Method::Adaptive,
         Method::HoltWinters,
         Method::SeasonalNaive,
         Method::MovingAverage {
@@ -210,7 +212,7 @@ pub fn evaluate(series: &[f64], config: &EvalConfig) -> Result<EvalReport, Forec
         points,
         warmup_points: warmup,
         moving_average_window_steps: ma_window,
-        selected: Method::HoltWinters.name().to_string(),
+        selected: Method::Adaptive.name().to_string(),
         methods: scores,
     })
 }

@@ -10,6 +10,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::burst::{BurstConfig, BurstDetector};
 use super::conformal::{Calibrator, ResidualScale};
+use super::selection::{SelectionConfig, Selector};
 use super::{
     Basis, Forecast, ForecastError, HoltWinters, HoltWintersConfig, MovingAverage, PointModel,
     QUANTILE_LEVELS, SeasonalNaive,
@@ -18,7 +19,11 @@ use super::{
 /// The point-forecasting method of a [`Forecaster`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    /// Additive Holt-Winters with daily seasonality (the default the scaler uses).
+    /// The default the scaler uses: per horizon, whichever of Holt-Winters and simple
+    /// exponential smoothing at a few `alpha`s (persistence included) has the lowest recent
+    /// out-of-sample error ([`super::selection`]). O(1) per update like the others.
+    Adaptive,
+    /// Additive Holt-Winters with daily seasonality.
     HoltWinters,
     /// Baseline: the value at the same phase one season earlier.
     SeasonalNaive,
@@ -30,13 +35,20 @@ pub enum Method {
 }
 
 impl Method {
-    /// The name used in evaluation reports: `holt_winters`, `seasonal_naive`, `moving_average`.
+    /// The name used in evaluation reports: `adaptive`, `holt_winters`, `seasonal_naive`,
+    /// `moving_average`.
     pub fn name(&self) -> &'static str {
         match self {
+            Method::Adaptive => "adaptive",
             Method::HoltWinters => "holt_winters",
             Method::SeasonalNaive => "seasonal_naive",
             Method::MovingAverage { .. } => "moving_average",
         }
+    }
+
+    /// True for the methods that run (and refit) Holt-Winters.
+    fn uses_holt_winters(&self) -> bool {
+        matches!(self, Method::Adaptive | Method::HoltWinters)
     }
 }
 
@@ -60,6 +72,8 @@ pub struct ForecasterConfig {
     pub residual_scale: ResidualScale,
     /// Burst detector tuning ([`BurstConfig::OFF`] to disable).
     pub burst: BurstConfig,
+    /// Candidate selection of [`Method::Adaptive`] (ignored by the other methods).
+    pub selection: SelectionConfig,
     /// After this many missing points in a row, the next observation re-anchors the level.
     pub max_gap_steps: usize,
     /// Refit Holt-Winters every this many points on the history the forecaster keeps (the
@@ -116,6 +130,7 @@ impl ForecasterConfig {
                 gain: 0.5,
                 half_life_steps: (900.0 / interval_s).max(1.0),
             },
+            selection: SelectionConfig::new(interval_s),
             max_gap_steps: season_steps / 4,
             refit_every_steps: Some(season_steps),
         })
@@ -378,6 +393,8 @@ pub struct Forecaster {
     last_one_step: (f64, f64),
     /// Kept only for Holt-Winters with `refit_every_steps`.
     history: Option<History>,
+    /// Only for [`Method::Adaptive`].
+    selector: Option<Selector>,
 }
 
 impl Forecaster {
@@ -386,16 +403,19 @@ impl Forecaster {
     pub fn new(config: ForecasterConfig) -> Result<Self, ForecastError> {
         config.validate()?;
         let stage = Self::initial_stage(&config);
-        let history = match (config.method, config.refit_every_steps) {
-            (Method::HoltWinters, Some(_)) => {
+        let history = match config.refit_every_steps {
+            Some(_) if config.method.uses_holt_winters() => {
                 let hw = &config.holt_winters;
                 let seasons = hw.fit_window_seasons.max(1) + 2;
                 Some(History::new(seasons * hw.season_steps))
             }
             _ => None,
         };
+        let selector = (config.method == Method::Adaptive)
+            .then(|| Selector::new(&config.calibration_steps, config.selection));
         Ok(Self {
             history,
+            selector,
             calibrator: Calibrator::new(config.calibration_steps.clone(), config.residual_window),
             burst: BurstDetector::new(config.burst),
             stage,
@@ -408,7 +428,7 @@ impl Forecaster {
 
     fn initial_stage(config: &ForecasterConfig) -> Stage {
         match config.method {
-            Method::HoltWinters => Stage::Warming {
+            Method::Adaptive | Method::HoltWinters => Stage::Warming {
                 smoother: Smoother::new(0.5, 0.0),
                 history: Vec::new(),
                 refit_at: 0,
@@ -466,19 +486,28 @@ impl Forecaster {
             self.missing_run += 1;
         }
         self.step_model(y);
+        if let Some(selector) = &mut self.selector {
+            selector.observe(y, self.stage.model());
+        }
 
         let floor = self.scale_floor();
         let Self {
-            stage, calibrator, ..
+            stage,
+            calibrator,
+            selector,
+            ..
         } = self;
         let model = stage.model();
+        let selector = selector.as_ref();
         let has_data = self.moments.n > 0;
         let relative = matches!(self.config.residual_scale, ResidualScale::Relative { .. });
+        // Residuals of the point forecast actually served (the selected candidate's for
+        // `Adaptive`): the intervals are calibrated on what the scaler sees.
         calibrator.advance(y, |h| {
             if !has_data {
                 return (f64::NAN, f64::NAN);
             }
-            let point = model.predict(h).max(0.0);
+            let point = point_forecast(model, selector, h);
             (point, if relative { point.max(floor) } else { 1.0 })
         });
         // The burst detector's band for the next point: the calibrated p97.5 only (a cold
@@ -486,7 +515,7 @@ impl Forecaster {
         // in progress must keep growing to extend it.
         self.last_one_step = match self.calibrator.quantile(1, 0.975) {
             Some(r) if has_data => {
-                let point = self.stage.model().predict(1).max(0.0);
+                let point = self.point(1);
                 let upper = point + self.residual_divisor(point) * r + self.burst.lift(1);
                 (point, upper)
             }
@@ -515,7 +544,7 @@ impl Forecaster {
     /// Refits Holt-Winters on `history` (oldest first, ending with the last observed point)
     /// and continues online from its end; calibration is kept. A no-op for the baselines.
     pub fn refit(&mut self, history: &[f64]) -> Result<(), ForecastError> {
-        if self.config.method == Method::HoltWinters {
+        if self.config.method.uses_holt_winters() {
             let model = self.config.holt_winters.fit(history)?;
             self.stage = Stage::HoltWinters(model);
             if let Some(h) = &mut self.history {
@@ -536,7 +565,7 @@ impl Forecaster {
         if self.moments.n == 0 {
             return Forecast::no_data(steps);
         }
-        let point = self.stage.model().predict(steps).max(0.0);
+        let point = self.point(steps);
         let scale = self.residual_divisor(point);
         let lift = self.burst.lift(steps);
         let mut quantiles = [0.0; 9];
@@ -591,7 +620,7 @@ impl Forecaster {
     fn cold_spread(&self, steps: usize) -> (f64, f64) {
         if let Some(rms) = self.calibrator.rms(steps) {
             let n_res = self.calibrator.held(steps);
-            let point = self.stage.model().predict(steps).max(0.0);
+            let point = self.point(steps);
             let scale = self.residual_divisor(point);
             // Few residuals also under-state the tails: inflate by sqrt(1 + 1/n), and keep
             // part of the prior until residuals outnumber PRIOR_WEIGHT_RESIDUALS.
@@ -630,9 +659,17 @@ impl Forecaster {
         }
     }
 
+    /// The point forecast `steps` ahead, clamped at 0.
+    fn point(&self, steps: usize) -> f64 {
+        point_forecast(self.stage.model(), self.selector.as_ref(), steps)
+    }
+
     fn reanchor(&mut self, y: f64) {
         self.calibrator.forget_pending();
         self.burst.reset();
+        if let Some(selector) = &mut self.selector {
+            selector.reanchor();
+        }
         match &mut self.stage {
             Stage::HoltWinters(m) => m.relevel(y),
             Stage::Warming { smoother, .. } => smoother.started = false,
@@ -694,6 +731,14 @@ impl Forecaster {
             }
         }
     }
+}
+
+fn point_forecast(model: &dyn PointModel, selector: Option<&Selector>, steps: usize) -> f64 {
+    match selector {
+        Some(s) => s.predict(steps, model),
+        None => model.predict(steps),
+    }
+    .max(0.0)
 }
 
 fn step(model: &mut impl PointModel, y: f64) {

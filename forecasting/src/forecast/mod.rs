@@ -5,8 +5,10 @@
 //! - [`Forecaster`] is the per-series object the scaler keeps: feed it one point per interval
 //!   with [`Forecaster::observe`] (NaN = missing), ask [`Forecaster::forecast`]. It is always
 //!   answerable: a brand-new series gets an honestly wide [`Forecast`] (see [`Basis`]).
-//! - [`ForecasterConfig`] picks the [`Method`]: the daily-seasonal [`HoltWinters`] (default) or
-//!   the baselines [`SeasonalNaive`] and [`MovingAverage`].
+//! - [`ForecasterConfig`] picks the [`Method`]: [`Method::Adaptive`] (default: per horizon,
+//!   the best recent of Holt-Winters and simple exponential smoothing, see [`selection`]), the
+//!   daily-seasonal [`HoltWinters`] alone, or the baselines [`SeasonalNaive`] and
+//!   [`MovingAverage`].
 //! - [`HoltWintersConfig::fit`] is the only way to obtain a [`HoltWinters`]: an unfitted model
 //!   cannot predict, by type.
 //! - [`conformal`] turns point forecasts into calibrated quantiles from recent residuals,
@@ -25,6 +27,7 @@ mod holt_winters;
 mod moving_average;
 mod point_model;
 mod seasonal_naive;
+pub mod selection;
 
 pub use distribution::{Basis, Forecast, QUANTILE_LEVELS};
 pub use error::ForecastError;

@@ -153,14 +153,22 @@ mod tests {
         assert_eq!(v["horizon_s"], 1200.0);
         // 100 points, warm-up a quarter (25), horizon 2 steps: origins 24..=97.
         assert_eq!(v["points"], 100 - 25 - 2 + 1);
-        assert_eq!(v["selected"], "holt_winters");
+        assert_eq!(v["selected"], "adaptive");
         let names: Vec<&str> = v["methods"]
             .as_array()
             .unwrap()
             .iter()
             .map(|m| m["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["holt_winters", "seasonal_naive", "moving_average"]);
+        assert_eq!(
+            names,
+            [
+                "adaptive",
+                "holt_winters",
+                "seasonal_naive",
+                "moving_average"
+            ]
+        );
         for m in v["methods"].as_array().unwrap() {
             let fields: Vec<&String> = m.as_object().unwrap().keys().collect();
             assert_eq!(fields.len(), 7, "{m}");
@@ -181,7 +189,7 @@ mod tests {
         };
         let text = render(&args).unwrap();
         assert!(text.contains("(servegen), interval 1200 s"), "{text}");
-        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(text.lines().count(), 6, "{text}");
         let bad = ForecastEvalArgs {
             interval: Some(900.0),
             ..args
