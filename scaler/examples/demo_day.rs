@@ -2,7 +2,7 @@
 //! goes and prints, every simulated hour, what the pipeline decided and what the simulated
 //! fleet did; at the end, the CPU cost of the demo at its default speed.
 //!
-//! `cargo run --release -p slo-scaler --example demo_day`
+//! `cargo run --release -p slo-scaler --example demo_day [HOURS]` (default 24)
 
 use std::time::Instant;
 
@@ -15,7 +15,10 @@ fn main() {
     let started = Instant::now();
     let mut demo = DemoPlanner::try_new(&config, DEFAULT_DEMO_SPEED).expect("demo builds");
     let build_s = started.elapsed().as_secs_f64();
-    let day_s = 86_400.0;
+    let hours: f64 = std::env::args()
+        .nth(1)
+        .map_or(24.0, |a| a.parse().expect("HOURS is a number"));
+    let day_s = hours * 3600.0;
     let mut sim_s = 0.0;
     let mut t = DEMO_START_S;
     while t < DEMO_START_S + day_s {
@@ -30,9 +33,11 @@ fn main() {
                 continue;
             };
             line.push_str(&format!(
-                " | {} {:.1} req/s",
+                " | {} {:.1} req/s (sized {:.1}, ×{:.2})",
                 d.model,
-                vs[0].details["demand_rps"]
+                vs[0].details["demand_rps"],
+                vs[0].details["demand_upper_rps"],
+                vs[0].details["capacity_factor"],
             ));
             for v in vs {
                 line.push_str(&format!(
@@ -51,7 +56,7 @@ fn main() {
     }
     let per_wall_s = day_s / sim_s;
     println!(
-        "built in {build_s:.2} s; one simulated day in {sim_s:.2} s = {per_wall_s:.0}× real time; \
+        "built in {build_s:.2} s; {hours} simulated hours in {sim_s:.2} s = {per_wall_s:.0}× real time; \
          at --demo-speed {DEFAULT_DEMO_SPEED} the demo keeps {:.1} % of one core busy",
         100.0 * DEFAULT_DEMO_SPEED / per_wall_s
     );

@@ -322,7 +322,9 @@ impl LiveFleet {
     /// (ready, starting) replicas per variant.
     #[must_use]
     pub fn replicas(&self) -> Vec<(u32, u32)> {
-        (0..self.spec.variants.len()).map(|v| self.held(v)).collect()
+        (0..self.spec.variants.len())
+            .map(|v| self.held(v))
+            .collect()
     }
 
     /// Size of the request table: the most requests ever in flight at once (ids are
@@ -379,7 +381,11 @@ impl LiveFleet {
                 q.pop_front();
             }
         }
-        while self.recent_outcomes.front().is_some_and(|(t, _)| *t <= since) {
+        while self
+            .recent_outcomes
+            .front()
+            .is_some_and(|(t, _)| *t <= since)
+        {
             self.recent_outcomes.pop_front();
         }
         // Over the part of the window the fleet has existed: the first minute is not
@@ -764,10 +770,21 @@ mod tests {
             o.engine.arrivals_per_s
         );
         assert!(o.arrived > 13_000, "{}", o.arrived);
-        assert!(o.ended + 200 > o.arrived, "{} of {} ended", o.ended, o.arrived);
+        assert!(
+            o.ended + 200 > o.arrived,
+            "{} of {} ended",
+            o.ended,
+            o.arrived
+        );
         let (ttft, tpot) = (o.engine.ttft_p90_ms.unwrap(), o.engine.tpot_p90_ms.unwrap());
-        assert!(ttft > 10.0 && ttft < 1000.0 && tpot > 1.0 && tpot < 50.0, "{o:?}");
-        assert_eq!(o.variant_ttft_p90_ms[0], o.engine.ttft_p90_ms, "one variant");
+        assert!(
+            ttft > 10.0 && ttft < 1000.0 && tpot > 1.0 && tpot < 50.0,
+            "{o:?}"
+        );
+        assert_eq!(
+            o.variant_ttft_p90_ms[0], o.engine.ttft_p90_ms,
+            "one variant"
+        );
         assert!(o.attainment.unwrap() > 0.95, "{o:?}");
         // Ids are recycled: the table is as large as the requests in flight at once,
         // not as the 14 000 served.
@@ -788,7 +805,10 @@ mod tests {
         assert_eq!(f.replicas(), vec![(0, 1)]);
         f.advance_to(329.0);
         assert_eq!(f.replicas(), vec![(0, 1)], "still starting at 329 s");
-        assert!(f.observe().engine.ttft_p90_ms.is_none(), "nothing served yet");
+        assert!(
+            f.observe().engine.ttft_p90_ms.is_none(),
+            "nothing served yet"
+        );
         f.advance_to(331.0);
         assert_eq!(f.replicas(), vec![(1, 0)]);
         assert_eq!(f.gateway_waiting(), 0, "the held requests go to it");
@@ -818,13 +838,23 @@ mod tests {
         };
         let (a, ra) = run(15.0);
         let (b, rb) = run(7.3);
-        assert_eq!(a, b, "same seed, same state at 900 s however time was chunked");
+        assert_eq!(
+            a, b,
+            "same seed, same state at 900 s however time was chunked"
+        );
         assert_eq!(ra, rb);
         assert_eq!(ra, vec![(2, 0)], "scaled down to the wish");
-        assert!(a.ended + 100 > a.arrived, "drained replicas finished their requests");
+        assert!(
+            a.ended + 100 > a.arrived,
+            "drained replicas finished their requests"
+        );
         assert!(a.attainment.unwrap() > 0.95, "{a:?}");
         let mut other = LiveFleet::new(spec(6, 1, 60.0), steady(6.0, 10));
         other.advance_to(900.0);
-        assert_ne!(a.arrived, other.observe().arrived, "another seed, other arrivals");
+        assert_ne!(
+            a.arrived,
+            other.observe().arrived,
+            "another seed, other arrivals"
+        );
     }
 }
