@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, TlsConfig};
+use crate::demo::{DemoPlanner, ServedPlanner};
 use crate::k8s::kube;
 use crate::k8s::lease::LeaseConfig;
 use crate::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side};
@@ -102,6 +103,10 @@ pub struct ServeArgs {
     /// Watch policies in this namespace only [default: all namespaces].
     #[arg(long, env = "SLO_SCALER_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// Without --config: simulated seconds per wall-clock second of the demo fleet
+    /// (144 = a simulated day in 10 minutes).
+    #[arg(long, env = "SLO_SCALER_DEMO_SPEED", default_value_t = crate::demo::DEFAULT_DEMO_SPEED)]
+    pub demo_speed: f64,
 }
 
 impl ServeArgs {
@@ -146,7 +151,10 @@ pub fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     if args.config.is_none() {
-        tracing::info!("no --config: serving the embedded demo fleet");
+        tracing::info!(
+            speed = args.demo_speed,
+            "no --config: serving the embedded demo fleet, simulated in accelerated real time"
+        );
     }
     let base_dir = args
         .config
@@ -174,6 +182,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(%model, points, "forecaster warmed from history");
         }
     }
+    let planner = match &args.config {
+        Some(_) => ServedPlanner::Configured(Box::new(planner)),
+        None => ServedPlanner::Demo(Box::new(
+            DemoPlanner::try_new(&config, args.demo_speed).context("building the demo fleet")?,
+        )),
+    };
     let opts = ServeOptions {
         grpc_addr: config.server.grpc_addr,
         http_addr: config.server.http_addr,

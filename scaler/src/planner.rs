@@ -212,6 +212,11 @@ impl FleetPlanner {
     pub fn fleet(&self) -> &Fleet {
         &self.fleet
     }
+
+    /// The SLO pipelines, taken out (the demo drives them from its simulated fleet).
+    pub fn into_fleet(self) -> Fleet {
+        self.fleet
+    }
 }
 
 impl Planner for FleetPlanner {

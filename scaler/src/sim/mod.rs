@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod policy;
 pub mod prefix_cache;
 pub mod random;
+pub mod realtime;
 pub mod replica;
 pub mod router;
 pub mod workload;

@@ -102,7 +102,8 @@ impl TokenLengths {
         }
     }
 
-    fn draw(&self, rng: &mut SimRng) -> (u32, u32) {
+    /// One (prompt, output) pair.
+    pub fn draw(&self, rng: &mut SimRng) -> (u32, u32) {
         match *self {
             Self::Fixed {
                 prompt_tokens,
