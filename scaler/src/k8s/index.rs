@@ -159,7 +159,7 @@ mod tests {
         // Source 0 re-lists (after 410 Gone): until InitDone the old view stands.
         assert!(!i.apply(0, watcher::Event::Init));
         assert!(!i.apply(0, watcher::Event::InitApply(policy("llm", "a", "m-a"))));
-        assert_eq!(models(&i), ["m-a", "m-b", "m-x"]);
+        assert_eq!(models(&i), ["m-a", "m-x", "m-b"], "namespace/name order");
         assert!(i.apply(0, watcher::Event::InitDone));
         // x disappeared during the gap: gone now; the other namespace is untouched.
         assert_eq!(models(&i), ["m-a", "m-b"]);
