@@ -686,7 +686,11 @@ async fn one_watcher_per_namespace_merged_into_one_fleet() {
     );
     let (stores, task) = slo_scaler::k8s::watch::spawn(fake.client(), scope, tx, cancel.clone());
     let s = next_snapshot(&mut rx).await;
-    assert_eq!(model_names(&s), ["llama", "qwen"], "both namespaces, not `other`");
+    assert_eq!(
+        model_names(&s),
+        ["llama", "qwen"],
+        "both namespaces, not `other`"
+    );
     canary
         .send(event("ADDED", &policy("llm-canary", "phi", "phi", 13, 1)))
         .expect("send");
@@ -1348,7 +1352,9 @@ async fn the_charts_deployment_env_drives_the_binary() {
 }
 
 async fn keda_value(
-    c: &mut slo_scaler::proto::external_scaler_client::ExternalScalerClient<tonic::transport::Channel>,
+    c: &mut slo_scaler::proto::external_scaler_client::ExternalScalerClient<
+        tonic::transport::Channel,
+    >,
     model: &str,
     variant: &str,
 ) -> Result<f64, tonic::Status> {
@@ -1402,10 +1408,14 @@ async fn policies_define_the_fleet_served_to_keda() {
     .await
     .expect("connect");
     assert_eq!(
-        keda_value(&mut c, "policy-llama", "h100").await.expect("served"),
+        keda_value(&mut c, "policy-llama", "h100")
+            .await
+            .expect("served"),
         2.4
     );
-    let e = keda_value(&mut c, "tiny", "l4").await.expect_err("not in the fleet");
+    let e = keda_value(&mut c, "tiny", "l4")
+        .await
+        .expect_err("not in the fleet");
     assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
     let models: Value = reqwest::get(format!("{}/models", scaler.http_base))
         .await
@@ -1454,7 +1464,9 @@ async fn policies_define_the_fleet_served_to_keda() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        keda_value(&mut c, "policy-qwen", "a100").await.expect("served"),
+        keda_value(&mut c, "policy-qwen", "a100")
+            .await
+            .expect("served"),
         0.6
     );
     // The leader mirrors the decision into the policy that defines the model.

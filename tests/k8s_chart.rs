@@ -931,7 +931,11 @@ fn check_foreign(objects: &[Value]) -> Vec<(String, Vec<String>)> {
         .map(|l| {
             let v: Value = serde_json::from_str(l).expect("json line");
             (
-                format!("{}/{}", v["kind"].as_str().unwrap_or("?"), v["name"].as_str().unwrap_or("?")),
+                format!(
+                    "{}/{}",
+                    v["kind"].as_str().unwrap_or("?"),
+                    v["name"].as_str().unwrap_or("?")
+                ),
                 v["errors"]
                     .as_array()
                     .expect("errors")
@@ -956,7 +960,11 @@ fn foreign_resources_validate_against_keda_and_prometheus_operator_schemas() {
         .filter(|d| d["kind"] == "ServiceMonitor" || d["kind"] == "PrometheusRule")
         .cloned()
         .collect();
-    assert_eq!(objects.len(), 2, "ServiceMonitor and PrometheusRule rendered");
+    assert_eq!(
+        objects.len(),
+        2,
+        "ServiceMonitor and PrometheusRule rendered"
+    );
     for example in ["scaledobjects.yaml", "triggerauthentication-mtls.yaml"] {
         let text = std::fs::read_to_string(chart_file(&format!("examples/{example}")))
             .expect("read example");
@@ -968,7 +976,12 @@ fn foreign_resources_validate_against_keda_and_prometheus_operator_schemas() {
         .collect();
     assert_eq!(
         kinds,
-        BTreeSet::from(["PrometheusRule", "ScaledObject", "ServiceMonitor", "TriggerAuthentication"])
+        BTreeSet::from([
+            "PrometheusRule",
+            "ScaledObject",
+            "ServiceMonitor",
+            "TriggerAuthentication"
+        ])
     );
     for (what, errors) in check_foreign(&objects) {
         assert!(errors.is_empty(), "{what}: {errors:?}");
@@ -1037,7 +1050,11 @@ fn dockerfile_lints_clean_and_matches_the_chart() {
     std::fs::write(&bad, "FROM debian:latest\nRUN apt-get install curl\n").expect("write");
     let out = run(
         "hadolint",
-        &["--failure-threshold", "warning", bad.to_str().expect("utf-8")],
+        &[
+            "--failure-threshold",
+            "warning",
+            bad.to_str().expect("utf-8"),
+        ],
     );
     assert!(!out.status.success(), "hadolint accepted a bad Dockerfile");
 
@@ -1077,7 +1094,11 @@ fn dockerfile_lints_clean_and_matches_the_chart() {
     let uid = values["podSecurityContext"]["runAsUser"]
         .as_i64()
         .expect("runAsUser");
-    assert_eq!(get("USER"), [format!("{uid}:{uid}").as_str()], "non-root, as the chart");
+    assert_eq!(
+        get("USER"),
+        [format!("{uid}:{uid}").as_str()],
+        "non-root, as the chart"
+    );
     let exposed: BTreeSet<i64> = get("EXPOSE")
         .iter()
         .flat_map(|r| r.split_whitespace())
@@ -1094,8 +1115,7 @@ fn dockerfile_lints_clean_and_matches_the_chart() {
         "builds the scaler binary from the lockfile"
     );
     let chart_meta = yaml_file(&chart().join("Chart.yaml"));
-    let manifest =
-        std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("Cargo.toml");
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("Cargo.toml");
     let version = manifest
         .split("[workspace.package]")
         .nth(1)

@@ -9,10 +9,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TlsConfig};
-use crate::k8s::kube;
-use crate::k8s::lease::LeaseConfig;
 use crate::decision::Planner;
 use crate::k8s::fleet::{PolicyPlanner, settings_from_yaml};
+use crate::k8s::kube;
+use crate::k8s::lease::LeaseConfig;
 use crate::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side_with, spawn_policy_watcher};
 use crate::k8s::watch::Scope;
 use crate::planner::FleetPlanner;
@@ -274,7 +274,8 @@ async fn serve_policies(
         .context("the policy watcher stopped")?;
     let stale_after = Duration::from_secs_f64(config.evaluation.stale_after_s);
     let backfill_timeout = Duration::from_secs(10);
-    let mut planner = PolicyPlanner::new(config, base_dir, watch.policies.clone(), backfill_timeout);
+    let mut planner =
+        PolicyPlanner::new(config, base_dir, watch.policies.clone(), backfill_timeout);
     planner.warm_up().await;
     tracing::info!(
         models = planner.catalog().models().count(),

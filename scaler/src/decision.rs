@@ -341,8 +341,9 @@ impl Snapshot {
     /// model starts unevaluated (unavailable, never a fake 0).
     pub fn with_catalog(&self, catalog: Catalog) -> Snapshot {
         let mut next = self.clone();
-        next.models
-            .retain(|m, _| catalog.variants(m).is_some() && catalog.variants(m) == self.catalog.variants(m));
+        next.models.retain(|m, _| {
+            catalog.variants(m).is_some() && catalog.variants(m) == self.catalog.variants(m)
+        });
         next.catalog = Arc::new(catalog);
         next
     }

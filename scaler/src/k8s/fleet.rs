@@ -236,10 +236,15 @@ impl Planner for PolicyPlanner {
             Some(p) => p.evaluate(now).await,
             None => Vec::new(),
         };
-        out.extend(self.built.broken.iter().map(|(model, (_, why))| ModelDecision {
-            model: model.clone(),
-            outcome: ModelOutcome::Unavailable(format!("policy cannot be planned: {why}")),
-        }));
+        out.extend(
+            self.built
+                .broken
+                .iter()
+                .map(|(model, (_, why))| ModelDecision {
+                    model: model.clone(),
+                    outcome: ModelOutcome::Unavailable(format!("policy cannot be planned: {why}")),
+                }),
+        );
         out
     }
 }
@@ -307,7 +312,11 @@ mod tests {
             "  - name: bad\n    variants: [{name: h100, profile: builtin/no-such-profile}]\n    slo: {ttft_ms: 500, tpot_ms: 50, percentile: p90}\n    request_mix: {prompt_tokens: 512, output_tokens: 256}\n    demand: {kind: constant, rps: 1}\n",
         );
         let built = build_fleet(&base, None, &[rule("good", 8.0), bad]);
-        assert!(built.broken["bad"].1.contains("no-such-profile"), "{:?}", built.broken);
+        assert!(
+            built.broken["bad"].1.contains("no-such-profile"),
+            "{:?}",
+            built.broken
+        );
         let names: Vec<String> = built.catalog().models().map(|m| m.name).collect();
         assert_eq!(names, ["bad", "good"]);
         assert!(built.planner.is_some());
@@ -324,7 +333,9 @@ mod tests {
 
         tx.send_replace(snapshot(vec![rule("b", 4.0)]));
         let decisions = p.evaluate(SystemTime::now()).await;
-        let snap = snap.with_catalog(p.catalog()).apply(decisions, Instant::now());
+        let snap = snap
+            .with_catalog(p.catalog())
+            .apply(decisions, Instant::now());
         assert!(matches!(
             snap.replicas("a", Some("v1"), Instant::now()),
             Err(LookupError::UnknownModel { .. })
@@ -362,7 +373,11 @@ mod tests {
         );
         assert_eq!(snap.replicas("m", None, t0), Ok(3.0));
         let same = snap.with_catalog(cat(&["a"]));
-        assert_eq!(same.replicas("m", None, t0), Ok(3.0), "unchanged model kept");
+        assert_eq!(
+            same.replicas("m", None, t0),
+            Ok(3.0),
+            "unchanged model kept"
+        );
         let changed = snap.with_catalog(cat(&["a", "b"]));
         assert!(matches!(
             changed.replicas("m", None, t0),

@@ -154,7 +154,11 @@ mod tests {
     #[test]
     fn a_relist_replaces_one_source_atomically_and_keeps_the_others() {
         let mut i = PolicyIndex::new(2);
-        list(&mut i, 0, vec![policy("llm", "a", "m-a"), policy("llm", "x", "m-x")]);
+        list(
+            &mut i,
+            0,
+            vec![policy("llm", "a", "m-a"), policy("llm", "x", "m-x")],
+        );
         list(&mut i, 1, vec![policy("llm-canary", "b", "m-b")]);
         // Source 0 re-lists (after 410 Gone): until InitDone the old view stands.
         assert!(!i.apply(0, watcher::Event::Init));

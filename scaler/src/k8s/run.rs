@@ -102,7 +102,10 @@ pub fn spawn_cluster_side(
 ) {
     let w = spawn_policy_watcher(client.clone(), opts.scope.clone(), cancel.clone());
     let prx = w.policies.clone();
-    (spawn_cluster_side_with(client, opts, decisions, w, cancel), prx)
+    (
+        spawn_cluster_side_with(client, opts, decisions, w, cancel),
+        prx,
+    )
 }
 
 /// [`spawn_cluster_side`] around an already running watcher (`opts.scope` unused): the
