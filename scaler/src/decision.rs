@@ -26,7 +26,8 @@ pub struct ModelInfo {
     pub variants: Vec<String>,
 }
 
-/// Every model the scaler answers for. Static for the life of a planner.
+/// Every model the scaler answers for. A planner may change it between evaluations
+/// (policies from Kubernetes define the fleet); see [`Snapshot::with_catalog`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     models: BTreeMap<String, Vec<String>>,
@@ -335,6 +336,18 @@ impl Snapshot {
         next
     }
 
+    /// The same snapshot over a changed catalog: a model that left it, or whose variants
+    /// changed, loses its state (no decision of a different fleet is ever served); a new
+    /// model starts unevaluated (unavailable, never a fake 0).
+    pub fn with_catalog(&self, catalog: Catalog) -> Snapshot {
+        let mut next = self.clone();
+        next.models.retain(|m, _| {
+            catalog.variants(m).is_some() && catalog.variants(m) == self.catalog.variants(m)
+        });
+        next.catalog = Arc::new(catalog);
+        next
+    }
+
     /// Marks every model's latest evaluation as failed (e.g. the planner timed out).
     pub fn fail_all(&self, why: &str) -> Snapshot {
         let decisions = self
@@ -427,7 +440,12 @@ impl<P: Planner> Evaluator<P> {
             self.planner.evaluate(SystemTime::now()),
         )
         .await;
-        let current = self.tx.borrow().clone();
+        let mut current = self.tx.borrow().clone();
+        // The planner's fleet may have changed during the evaluation.
+        let catalog = self.planner.catalog();
+        if *current.catalog != catalog {
+            current = Arc::new(current.with_catalog(catalog));
+        }
         let next = match result {
             Ok(decisions) => {
                 for d in &decisions {

@@ -26,7 +26,9 @@ pub const VERSION: &str = "v1alpha1";
 #[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, KubeSchema)]
 #[x_kube(
     validation = Rule::new("!has(self.slo) || has(self.requestMix)").message("slo needs requestMix"),
-    validation = Rule::new("self.variants.all(v, self.variants.exists_one(w, w.name == v.name))").message("variant names must be unique")
+    validation = Rule::new("self.variants.all(v, self.variants.exists_one(w, w.name == v.name))").message("variant names must be unique"),
+    validation = Rule::new("!has(self.slo) || self.variants.all(v, has(v.profile))").message("with slo every variant needs a profile"),
+    validation = Rule::new("has(self.slo) || self.variants.all(v, has(v.capacityRps))").message("without slo every variant needs capacityRps")
 )]
 #[kube(
     group = "slo-scaler.io",
@@ -375,6 +377,12 @@ pub enum SpecError {
     /// `slo` without `requestMix`.
     #[error("slo needs requestMix")]
     MissingRequestMix,
+    /// Without `slo`, a variant needs a positive `capacityRps`.
+    #[error("variant {0:?}: capacityRps > 0 is required without slo (the capacity rule)")]
+    MissingCapacity(String),
+    /// With `slo`, a variant needs a `profile` (its capacity comes from it).
+    #[error("variant {0:?}: profile is required with slo")]
+    MissingProfile(String),
 }
 
 impl SloScalingPolicySpec {
@@ -387,6 +395,12 @@ impl SloScalingPolicySpec {
             }
             if v.max_replicas.is_some_and(|max| v.min_replicas > max) {
                 return Err(SpecError::MinAboveMax(v.name.clone()));
+            }
+            if self.slo.is_some() && v.profile.is_none() {
+                return Err(SpecError::MissingProfile(v.name.clone()));
+            }
+            if self.slo.is_none() && v.capacity_rps.is_none_or(|c| c <= 0.0) {
+                return Err(SpecError::MissingCapacity(v.name.clone()));
             }
         }
         if self.slo.is_some() && self.request_mix.is_none() {
@@ -478,7 +492,7 @@ mod tests {
             "model": "llama-3.1-8b-instruct",
             "variants": [
                 {"name": "h100", "profile": "builtin/llama-3.1-8b-h100", "costPerHour": 4.0},
-                {"name": "a10g", "gpuType": "a10g", "maxReplicas": 8}
+                {"name": "a10g", "gpuType": "a10g", "profile": "builtin/llama-3.1-8b_a100-80gb_tp1_derived", "maxReplicas": 8}
             ],
             "slo": {"ttftMs": 500, "tpotMs": 50, "percentile": "p90"},
             "requestMix": {"promptTokens": 512, "outputTokens": 256},

@@ -6,6 +6,8 @@
 //! expresses the same per-model policy (`models[]` of the file) as a namespaced resource.
 //! See `docs/kubernetes.md`.
 pub mod crd;
+pub mod fleet;
+pub mod index;
 pub mod lease;
 pub mod publish;
 pub mod run;

@@ -4,7 +4,7 @@
 //!
 //! Inputs are the three channels the rest of the process already has: the evaluator's
 //! decision snapshots, the watcher's [`PolicySnapshot`] (which policy owns which model)
-//! with its reflector store (the `resourceVersion` preconditions), and the Lease's
+//! with its reflector stores (the `resourceVersion` preconditions), and the Lease's
 //! leadership flag.
 
 use std::collections::BTreeMap;
@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::crd::{SloScalingPolicy, SloScalingPolicyStatus};
+use super::crd::SloScalingPolicyStatus;
 use super::status::{StatusWriter, status_from_outcome};
-use super::watch::PolicySnapshot;
+use super::watch::{PolicySnapshot, PolicyStores};
 use crate::decision::{ModelOutcome, Snapshot};
 
 /// The outcome a snapshot holds for a model: its latest error, or its last good decision;
@@ -46,8 +46,8 @@ pub struct StatusLoop {
     pub decisions: watch::Receiver<Arc<Snapshot>>,
     /// The watcher's fleet.
     pub policies: watch::Receiver<PolicySnapshot>,
-    /// The watcher's store.
-    pub store: Store<SloScalingPolicy>,
+    /// The watchers' stores.
+    pub store: PolicyStores,
     /// Leadership.
     pub leader: watch::Receiver<bool>,
     /// How often deferred statuses are flushed when no new snapshot comes.

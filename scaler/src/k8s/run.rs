@@ -3,10 +3,9 @@
 //! [`spawn_cluster_side`], which starts the policy watcher, the Lease election and the
 //! leader's status loop.
 //!
-//! Today the fleet still comes from the config file; policies whose `spec.model` names a
-//! model of that fleet get its decisions as status ("status mirror"). Making the policies
-//! *define* the fleet needs a catalog that can change while serving (see
-//! docs/kubernetes.md, "Not wired yet").
+//! The fleet comes from the config file (policies whose `spec.model` names one of its
+//! models get its decisions as status: "status mirror") or, with `--fleet-source
+//! policies`, from the policies themselves ([`super::fleet::PolicyPlanner`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::lease::{self, LeaseConfig};
 use super::publish::StatusLoop;
 use super::status::StatusWriter;
-use super::watch::{PolicySnapshot, Scope};
+use super::watch::{PolicySnapshot, PolicyStores, Scope};
 use crate::decision::{Catalog, ModelDecision, Planner, Snapshot};
 
 /// A planner that also publishes each evaluation as a [`Snapshot`].
@@ -41,7 +40,14 @@ impl<P: Planner> Planner for SnapshotTap<P> {
 
     async fn evaluate(&mut self, now: SystemTime) -> Vec<ModelDecision> {
         let decisions = self.inner.evaluate(now).await;
-        let next = self.tx.borrow().apply(decisions.clone(), Instant::now());
+        let catalog = self.inner.catalog();
+        let current = self.tx.borrow().clone();
+        let current = if *current.catalog != catalog {
+            Arc::new(current.with_catalog(catalog))
+        } else {
+            current
+        };
+        let next = current.apply(decisions.clone(), Instant::now());
         self.tx.send_replace(Arc::new(next));
         decisions
     }
@@ -58,6 +64,31 @@ pub struct ClusterOptions {
     pub status_interval: Duration,
 }
 
+/// The running policy watcher: its stores, its task and its fleet channel.
+pub struct PolicyWatch {
+    /// The watchers' reflector stores.
+    pub stores: PolicyStores,
+    /// The watch task.
+    pub task: tokio::task::JoinHandle<()>,
+    /// The fleet the policies describe.
+    pub policies: watch::Receiver<PolicySnapshot>,
+}
+
+/// Starts watching the policies of `scope` until `cancel`.
+pub fn spawn_policy_watcher(
+    client: kube::Client,
+    scope: Scope,
+    cancel: CancellationToken,
+) -> PolicyWatch {
+    let (ptx, prx) = watch::channel(PolicySnapshot::default());
+    let (stores, task) = super::watch::spawn(client, scope, ptx, cancel);
+    PolicyWatch {
+        stores,
+        task,
+        policies: prx,
+    }
+}
+
 /// Starts the watcher, the election and the status loop; all stop on `cancel` (the Lease
 /// is released). Returns their tasks and the fleet channel.
 pub fn spawn_cluster_side(
@@ -69,18 +100,33 @@ pub fn spawn_cluster_side(
     Vec<tokio::task::JoinHandle<()>>,
     watch::Receiver<PolicySnapshot>,
 ) {
-    let (ptx, prx) = watch::channel(PolicySnapshot::default());
-    let (store, watch_task) = super::watch::spawn(client.clone(), opts.scope, ptx, cancel.clone());
+    let w = spawn_policy_watcher(client.clone(), opts.scope.clone(), cancel.clone());
+    let prx = w.policies.clone();
+    (
+        spawn_cluster_side_with(client, opts, decisions, w, cancel),
+        prx,
+    )
+}
+
+/// [`spawn_cluster_side`] around an already running watcher (`opts.scope` unused): the
+/// election and the status loop. Returns every task, the watcher's included.
+pub fn spawn_cluster_side_with(
+    client: kube::Client,
+    opts: ClusterOptions,
+    decisions: watch::Receiver<Arc<Snapshot>>,
+    watcher: PolicyWatch,
+    cancel: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let (ltx, lrx) = watch::channel(false);
     let lease_task = lease::spawn(client.clone(), opts.lease, ltx, cancel.clone());
     let status = StatusLoop {
         writer: StatusWriter::new(client, opts.status_interval),
         decisions,
-        policies: prx.clone(),
-        store,
+        policies: watcher.policies,
+        store: watcher.stores,
         leader: lrx,
         flush_every: (opts.status_interval / 4).max(Duration::from_millis(50)),
     };
     let status_task = tokio::spawn(status.run(cancel));
-    (vec![watch_task, lease_task, status_task], prx)
+    vec![watcher.task, lease_task, status_task]
 }
