@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{Config, TlsConfig};
 use crate::k8s::kube;
 use crate::k8s::lease::LeaseConfig;
-use crate::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side};
+use crate::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side_with_leader};
 use crate::k8s::watch::Scope;
 use crate::planner::FleetPlanner;
 use crate::server::{ServeOptions, start};
@@ -181,6 +181,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         evaluation: config.evaluation,
     };
     if !args.kubernetes {
+        if config.warm_pool.is_some() {
+            anyhow::bail!(
+                "warm_pool in the config needs --kubernetes: the warm pool reads and labels the engine pods through the Kubernetes API"
+            );
+        }
         return run_until_signal(start(planner, opts).await?).await;
     }
     // The cluster side: status mirror of the config file's fleet (policies do not define
@@ -198,13 +203,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(ns) => Scope::Namespace(ns.clone()),
         None => Scope::AllNamespaces,
     };
-    let (tap, decisions) = SnapshotTap::new(
+    // Warm pools (issue 9): without a `warm_pool` section the wrapper passes decisions
+    // through unchanged and no actuator runs.
+    let warm_reports = crate::warm::tiered::Reports::default();
+    let (tiered, warm_targets) = crate::warm::tiered::TieredPlanner::new(
         planner,
+        config
+            .warm_pool
+            .iter()
+            .flat_map(|w| &w.variants)
+            .map(|v| ((v.model.clone(), v.variant.clone()), v.warm))
+            .collect(),
+        warm_reports.clone(),
+    );
+    let (tap, decisions) = SnapshotTap::new(
+        tiered,
         Duration::from_secs_f64(config.evaluation.stale_after_s),
     );
     let running = start(tap, opts).await?;
-    let (tasks, _policies) = spawn_cluster_side(
-        client,
+    let (mut tasks, _policies, leader) = spawn_cluster_side_with_leader(
+        client.clone(),
         ClusterOptions {
             scope,
             lease: LeaseConfig::new(
@@ -218,6 +236,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         decisions,
         running.shutdown_token(),
     );
+    if let Some(w) = &config.warm_pool {
+        tasks.push(crate::warm::actuator::spawn_from_config(
+            client,
+            w,
+            warm_targets,
+            leader,
+            warm_reports,
+            running.shutdown_token(),
+        )?);
+        tracing::info!(variants = w.variants.len(), "warm-pool actuator started");
+    }
     tracing::info!(%identity, lease = %args.lease_name, namespace = %args.pod_namespace, "Kubernetes side started");
     let served = run_until_signal(running).await;
     // The same token stops the cluster side; the Lease is released on the way out.

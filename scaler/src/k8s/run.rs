@@ -69,6 +69,23 @@ pub fn spawn_cluster_side(
     Vec<tokio::task::JoinHandle<()>>,
     watch::Receiver<PolicySnapshot>,
 ) {
+    let (tasks, policies, _leader) =
+        spawn_cluster_side_with_leader(client, opts, decisions, cancel);
+    (tasks, policies)
+}
+
+/// [`spawn_cluster_side`], also returning the leadership flag (for other leader-only
+/// work: the warm-pool actuator, issue 9).
+pub fn spawn_cluster_side_with_leader(
+    client: kube::Client,
+    opts: ClusterOptions,
+    decisions: watch::Receiver<Arc<Snapshot>>,
+    cancel: CancellationToken,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    watch::Receiver<PolicySnapshot>,
+    watch::Receiver<bool>,
+) {
     let (ptx, prx) = watch::channel(PolicySnapshot::default());
     let (store, watch_task) = super::watch::spawn(client.clone(), opts.scope, ptx, cancel.clone());
     let (ltx, lrx) = watch::channel(false);
@@ -78,9 +95,9 @@ pub fn spawn_cluster_side(
         decisions,
         policies: prx.clone(),
         store,
-        leader: lrx,
+        leader: lrx.clone(),
         flush_every: (opts.status_interval / 4).max(Duration::from_millis(50)),
     };
     let status_task = tokio::spawn(status.run(cancel));
-    (vec![watch_task, lease_task, status_task], prx)
+    (vec![watch_task, lease_task, status_task], prx, lrx)
 }
