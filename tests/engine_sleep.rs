@@ -140,7 +140,14 @@ async fn a_failed_sleep_is_an_error_and_the_engine_stays_awake() {
         .await
         .expect_err("fails");
     assert!(
-        matches!(err, EngineError::Status { op: "sleep", status: 500, .. }),
+        matches!(
+            err,
+            EngineError::Status {
+                op: "sleep",
+                status: 500,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(!e.get().asleep);
@@ -160,7 +167,11 @@ async fn sleep_mode_off_is_a_404_with_the_fix_in_the_message() {
     );
     let err = sleep_verified(&c, &e.base).await.expect_err("404");
     assert_eq!(err.kind(), "sleep_mode_off");
-    assert_eq!(e.count(&Method::POST, "/sleep"), 0, "nothing sent after the 404");
+    assert_eq!(
+        e.count(&Method::POST, "/sleep"),
+        0,
+        "nothing sent after the 404"
+    );
 }
 
 #[tokio::test]

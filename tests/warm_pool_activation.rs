@@ -54,7 +54,10 @@ models:
         .await
         .expect("stream")
         .into_inner();
-    assert_eq!(next_push(&mut stream, Duration::from_secs(1)).await, Some(false));
+    assert_eq!(
+        next_push(&mut stream, Duration::from_secs(1)).await,
+        Some(false)
+    );
 
     for round in 0..2 {
         let appeared = Instant::now();
@@ -82,7 +85,10 @@ models:
             .as_str()
             .unwrap_or_default()
             .to_string();
-        assert!(reason.contains("3 request(s) waiting with no replica"), "{reason}");
+        assert!(
+            reason.contains("3 request(s) waiting with no replica"),
+            "{reason}"
+        );
         // The queue drains: back to 0 (no push for falling edges), then demand again.
         engine.set(|s| s.waiting = 0.0);
         wait_desired(&mut c, "llama", "h100", 0.0, 1e-9, Duration::from_secs(5)).await;

@@ -31,7 +31,13 @@ const SERVING: &str = "slo-scaler.io/serving";
 async fn engines(n: usize) -> (u16, Vec<FakeVllm>) {
     for _ in 0..20 {
         let first = FakeVllm::start("127.0.0.2:0").await;
-        let port: u16 = first.base.rsplit(':').next().expect("port").parse().expect("u16");
+        let port: u16 = first
+            .base
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .parse()
+            .expect("u16");
         let mut all = vec![first];
         let mut ok = true;
         for i in 1..n {
@@ -64,7 +70,9 @@ impl Rig {
     async fn new(n: usize) -> Self {
         let api = FakeApi::start().await;
         let (port, engines) = engines(n).await;
-        let names: Vec<String> = (0..n).map(|i| format!("llama-{}", (b'a' + i as u8) as char)).collect();
+        let names: Vec<String> = (0..n)
+            .map(|i| format!("llama-{}", (b'a' + i as u8) as char))
+            .collect();
         for (i, name) in names.iter().enumerate() {
             api.add_pod(
                 NS,
@@ -166,9 +174,15 @@ async fn scale_down_sets_deletion_costs_least_valuable_cache_first() {
         .find(|s| s.method == Method::GET)
         .expect("a list");
     assert_eq!(list.path, format!("/api/v1/namespaces/{NS}/pods"));
-    assert!(list.query.contains("labelSelector=app%3Dvllm-llama%2Cgpu%3Dh100"), "{}", list.query);
+    assert!(
+        list.query
+            .contains("labelSelector=app%3Dvllm-llama%2Cgpu%3Dh100"),
+        "{}",
+        list.query
+    );
 
-    rig.engine("llama-a").set(|s| s.prefix_hits_total = 40_000.0); // 4,000 tokens/s
+    rig.engine("llama-a")
+        .set(|s| s.prefix_hits_total = 40_000.0); // 4,000 tokens/s
     let r = act
         .round(&variant(), t(1, 0), true, t0 + Duration::from_secs(10))
         .await;
@@ -184,14 +198,22 @@ async fn scale_down_sets_deletion_costs_least_valuable_cache_first() {
     );
     let patches = rig.api.patches();
     assert_eq!(patches.len(), 3, "{patches:?}");
-    for (s, (pod, cost)) in patches.iter().zip(["llama-c", "llama-b", "llama-a"].iter().zip(0..)) {
+    for (s, (pod, cost)) in patches
+        .iter()
+        .zip(["llama-c", "llama-b", "llama-a"].iter().zip(0..))
+    {
         assert_pod_patch(s, pod, json!({"annotations": {COST: cost.to_string()}}));
     }
     assert_eq!(rig.annotation("llama-c", COST), "0");
-    assert_eq!(rig.label("llama-a"), "true", "labels untouched: all stay hot");
+    assert_eq!(
+        rig.label("llama-a"),
+        "true",
+        "labels untouched: all stay hot"
+    );
 
     // Same order next round (llama-a still serving 4,000 hit tokens/s): nothing re-sent.
-    rig.engine("llama-a").set(|s| s.prefix_hits_total = 80_000.0);
+    rig.engine("llama-a")
+        .set(|s| s.prefix_hits_total = 80_000.0);
     let r = act
         .round(&variant(), t(1, 0), true, t0 + Duration::from_secs(20))
         .await;
@@ -231,8 +253,15 @@ async fn sleep_drains_first_then_sleeps_and_a_verified_wake_serves_again() {
     assert!(failures(&r).is_empty(), "{:?}", r.outcomes);
     let patches = rig.api.patches();
     assert_eq!(patches.len(), 1, "{patches:?}");
-    assert_pod_patch(&patches[0], "llama-b", json!({"labels": {SERVING: "false"}}));
-    assert!(!rig.engine("llama-b").get().asleep, "not asleep before it is drained");
+    assert_pod_patch(
+        &patches[0],
+        "llama-b",
+        json!({"labels": {SERVING: "false"}}),
+    );
+    assert!(
+        !rig.engine("llama-b").get().asleep,
+        "not asleep before it is drained"
+    );
     assert_eq!(r.keda_replicas, 2, "KEDA keeps hot + warm pods");
 
     let r = act
@@ -258,7 +287,10 @@ async fn sleep_drains_first_then_sleeps_and_a_verified_wake_serves_again() {
         "llama-b",
         json!({"labels": {SERVING: "true"}, "annotations": {"slo-scaler.io/wake-failed": null}}),
     );
-    assert_eq!(r.keda_replicas, 3, "the warm pool refills with a cold start");
+    assert_eq!(
+        r.keda_replicas, 3,
+        "the warm pool refills with a cold start"
+    );
 }
 
 #[tokio::test]
@@ -282,9 +314,13 @@ async fn a_wake_that_times_out_falls_back_to_a_cold_scale_up_and_says_why() {
         "{:?}",
         r.outcomes
     );
-    assert_eq!(r.keda_replicas, 3, "2 hot wanted, 1 usable: one cold replica instead");
+    assert_eq!(
+        r.keda_replicas, 3,
+        "2 hot wanted, 1 usable: one cold replica instead"
+    );
     assert!(
-        r.reason.contains("wake of llama-b failed, cold scale-up next"),
+        r.reason
+            .contains("wake of llama-b failed, cold scale-up next"),
         "{}",
         r.reason
     );
@@ -304,9 +340,17 @@ async fn a_wake_that_times_out_falls_back_to_a_cold_scale_up_and_says_why() {
     let r = act
         .round(&variant(), t(2, 0), true, t0 + Duration::from_secs(5))
         .await;
-    assert_eq!(rig.engine("llama-b").count(&Method::POST, "/wake_up"), wakes);
+    assert_eq!(
+        rig.engine("llama-b").count(&Method::POST, "/wake_up"),
+        wakes
+    );
     assert_eq!(r.keda_replicas, 3);
-    assert!(r.reason.contains("1 cold scale-up instead of a failed wake (llama-b: wake_up"), "{}", r.reason);
+    assert!(
+        r.reason
+            .contains("1 cold scale-up instead of a failed wake (llama-b: wake_up"),
+        "{}",
+        r.reason
+    );
 }
 
 #[tokio::test]
@@ -351,9 +395,14 @@ async fn a_failed_sleep_leaves_the_replica_hot_and_serving() {
         r.outcomes
     );
     assert!(!rig.engine("llama-b").get().asleep);
-    assert_eq!(rig.label("llama-b"), "true", "capacity is never silently lost");
+    assert_eq!(
+        rig.label("llama-b"),
+        "true",
+        "capacity is never silently lost"
+    );
     assert!(
-        r.reason.contains("sleep of llama-b failed, it stays hot and serving"),
+        r.reason
+            .contains("sleep of llama-b failed, it stays hot and serving"),
         "{}",
         r.reason
     );
@@ -368,13 +417,22 @@ async fn a_sleeping_pod_labelled_serving_is_taken_out_of_the_service() {
     assert!(failures(&r).is_empty(), "{:?}", r.outcomes);
     let patches = rig.api.patches();
     assert_eq!(patches.len(), 1, "{patches:?}");
-    assert_pod_patch(&patches[0], "llama-b", json!({"labels": {SERVING: "false"}}));
+    assert_pod_patch(
+        &patches[0],
+        "llama-b",
+        json!({"labels": {SERVING: "false"}}),
+    );
 }
 
 fn elector(api: &FakeApi, identity: &str) -> LeaseElector {
     LeaseElector::new(
         api.client(),
-        LeaseConfig::new("slo-scaler", "slo-scaler", identity, Duration::from_secs(15)),
+        LeaseConfig::new(
+            "slo-scaler",
+            "slo-scaler",
+            identity,
+            Duration::from_secs(15),
+        ),
     )
 }
 
@@ -386,8 +444,14 @@ async fn only_the_lease_holder_acts_and_after_hand_over_the_new_holder_does() {
     let mut e0 = elector(&rig.api, "scaler-0");
     let mut e1 = elector(&rig.api, "scaler-1");
     let now = Instant::now();
-    assert!(e0.step(now, Timestamp::now()).await.expect("step"), "first one holds");
-    assert!(!e1.step(now, Timestamp::now()).await.expect("step"), "second follows");
+    assert!(
+        e0.step(now, Timestamp::now()).await.expect("step"),
+        "first one holds"
+    );
+    assert!(
+        !e1.step(now, Timestamp::now()).await.expect("step"),
+        "second follows"
+    );
 
     rig.api.clear_seen();
     let r1 = a1.round(&variant(), t(0, 0), e1.is_leader(), now).await;
@@ -400,17 +464,33 @@ async fn only_the_lease_holder_acts_and_after_hand_over_the_new_holder_does() {
 
     // Hand-over: scaler-0 releases the Lease (shutdown), scaler-1 takes it.
     e0.release().await.expect("release");
-    assert!(e1.step(now, Timestamp::now()).await.expect("step"), "takes over");
+    assert!(
+        e1.step(now, Timestamp::now()).await.expect("step"),
+        "takes over"
+    );
     assert!(!e0.step(now, Timestamp::now()).await.expect("step"));
     rig.api.clear_seen();
     // Demand fades: the new holder drains a replica; the old one does nothing.
     let r0 = a0
-        .round(&variant(), t(1, 1), e0.is_leader(), now + Duration::from_secs(5))
+        .round(
+            &variant(),
+            t(1, 1),
+            e0.is_leader(),
+            now + Duration::from_secs(5),
+        )
         .await;
     assert!(r0.outcomes.is_empty());
-    assert!(rig.api.patches().is_empty(), "the old holder writes nothing");
+    assert!(
+        rig.api.patches().is_empty(),
+        "the old holder writes nothing"
+    );
     let r1 = a1
-        .round(&variant(), t(1, 1), e1.is_leader(), now + Duration::from_secs(5))
+        .round(
+            &variant(),
+            t(1, 1),
+            e1.is_leader(),
+            now + Duration::from_secs(5),
+        )
         .await;
     assert_eq!(r1.outcomes.len(), 1, "{:?}", r1.outcomes);
     assert_eq!(rig.api.patches().len(), 1, "the new holder acts");

@@ -28,7 +28,13 @@ const SERVING: &str = "slo-scaler.io/serving";
 async fn engines(n: usize) -> (u16, Vec<FakeVllm>) {
     for _ in 0..20 {
         let first = FakeVllm::start("127.0.0.20:0").await;
-        let port: u16 = first.base.rsplit(':').next().expect("port").parse().expect("u16");
+        let port: u16 = first
+            .base
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .parse()
+            .expect("u16");
         let mut all = vec![first];
         for i in 1..n {
             let addr = format!("127.0.0.{}:{port}", 20 + i);
@@ -84,7 +90,12 @@ async fn tiers_drive_keda_and_the_pods_with_a_cold_fallback_after_a_failed_wake(
     let running = start_scaler(tiered, fast_evaluation(5.0), None).await;
     let cancel = CancellationToken::new();
     let (ltx, leader) = tokio::sync::watch::channel(false);
-    let mut lease_cfg = LeaseConfig::new("slo-scaler", "slo-scaler", "scaler-0", Duration::from_secs(15));
+    let mut lease_cfg = LeaseConfig::new(
+        "slo-scaler",
+        "slo-scaler",
+        "scaler-0",
+        Duration::from_secs(15),
+    );
     lease_cfg.retry_period = Duration::from_millis(100);
     let lease_task = lease::spawn(api.client(), lease_cfg, ltx, cancel.clone());
     let actuator = Actuator::new(
@@ -126,7 +137,10 @@ async fn tiers_drive_keda_and_the_pods_with_a_cold_fallback_after_a_failed_wake(
         eventually(Duration::from_secs(10), || engines[2].get().asleep).await,
         "llama-c asleep"
     );
-    assert_eq!(api.pod("llm", "llama-c")["metadata"]["labels"][SERVING], "false");
+    assert_eq!(
+        api.pod("llm", "llama-c")["metadata"]["labels"][SERVING],
+        "false"
+    );
     assert!(!engines[0].get().asleep && !engines[1].get().asleep);
 
     // Demand up to 3 hot, but the warm replica's wake fails: a cold replica instead.
@@ -145,7 +159,10 @@ async fn tiers_drive_keda_and_the_pods_with_a_cold_fallback_after_a_failed_wake(
             .as_str()
             .is_some_and(|w| w.contains("HTTP 500")),
     );
-    assert_eq!(api.pod("llm", "llama-c")["metadata"]["labels"][SERVING], "false");
+    assert_eq!(
+        api.pod("llm", "llama-c")["metadata"]["labels"][SERVING],
+        "false"
+    );
 
     // Demand gone, no warm floor reached yet: costs make llama-c (failed) go first.
     planner.set("llama", "h100", 0.0);
@@ -179,13 +196,28 @@ fn warm_pool_config_is_checked_against_the_models() {
     );
     let cfg = Config::from_yaml(&ok, "t").expect("valid");
     let w = cfg.warm_pool.expect("section");
-    assert_eq!((w.engine_port, w.wake_timeout_s, w.variants[0].warm), (8000, 60.0, 1));
+    assert_eq!(
+        (w.engine_port, w.wake_timeout_s, w.variants[0].warm),
+        (8000, 60.0, 1)
+    );
     let bad_variant = ok.replace("variant: h100", "variant: a100");
     let e = Config::from_yaml(&bad_variant, "t").expect_err("unknown variant");
-    assert!(e.to_string().contains("warm_pool.variants[0].variant \"a100\" is not a variant of model \"llama\" (h100)"), "{e}");
+    assert!(
+        e.to_string().contains(
+            "warm_pool.variants[0].variant \"a100\" is not a variant of model \"llama\" (h100)"
+        ),
+        "{e}"
+    );
     let bad_field = ok.replace("warm: 1", "warm: 1, hot: 2");
-    assert!(Config::from_yaml(&bad_field, "t").is_err(), "unknown fields are rejected");
+    assert!(
+        Config::from_yaml(&bad_field, "t").is_err(),
+        "unknown fields are rejected"
+    );
     let bad_timeout = format!("{ok}  wake_timeout_s: 0\n");
     let e = Config::from_yaml(&bad_timeout, "t").expect_err("zero timeout");
-    assert!(e.to_string().contains("warm_pool.wake_timeout_s must be a positive number"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("warm_pool.wake_timeout_s must be a positive number"),
+        "{e}"
+    );
 }

@@ -510,7 +510,12 @@ impl Config {
             let catalog: Vec<(String, Vec<String>)> = self
                 .models
                 .iter()
-                .map(|m| (m.name.clone(), m.variants.iter().map(|v| v.name.clone()).collect()))
+                .map(|m| {
+                    (
+                        m.name.clone(),
+                        m.variants.iter().map(|v| v.name.clone()).collect(),
+                    )
+                })
                 .collect();
             w.validate(&catalog)?;
         }

@@ -166,7 +166,10 @@ async fn handle(
             st.levels
                 .push(query.get("level").cloned().unwrap_or_else(|| "1".into()));
             if st.fail_sleep {
-                return (StatusCode::INTERNAL_SERVER_ERROR, "CUDA error: out of memory")
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "CUDA error: out of memory",
+                )
                     .into_response();
             }
             st.asleep = true;

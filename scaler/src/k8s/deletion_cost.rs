@@ -118,6 +118,9 @@ mod tests {
         assert!(b.take(t0 + Duration::from_secs(100)));
         assert!(b.take(t0 + Duration::from_secs(100)));
         assert!(b.take(t0 + Duration::from_secs(100)));
-        assert!(!b.take(t0 + Duration::from_secs(100)), "capped at the burst");
+        assert!(
+            !b.take(t0 + Duration::from_secs(100)),
+            "capped at the burst"
+        );
     }
 }

@@ -201,9 +201,13 @@ mod tests {
         assert!(info.ready);
         assert_eq!(info.ip.as_deref(), Some("10.0.0.7"));
         assert_eq!(info.serving(), Some(false));
-        pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-        ));
-        assert!(!PodInfo::from_pod(&pod).ready, "terminating pods are not ready");
+        pod.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(
+            !PodInfo::from_pod(&pod).ready,
+            "terminating pods are not ready"
+        );
     }
 }

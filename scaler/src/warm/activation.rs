@@ -75,7 +75,11 @@ mod tests {
             panic!("planned")
         };
         assert_eq!(v[0].action, "demand_waiting");
-        assert!(v[0].reason.starts_with("3 request(s) waiting"), "{}", v[0].reason);
+        assert!(
+            v[0].reason.starts_with("3 request(s) waiting"),
+            "{}",
+            v[0].reason
+        );
     }
 
     #[test]
@@ -95,6 +99,9 @@ mod tests {
             model: "m".into(),
             outcome: ModelOutcome::Unavailable("down".into()),
         };
-        assert!(!activate_on_waiting(&mut u, Some(1.0)), "never a guess over an outage");
+        assert!(
+            !activate_on_waiting(&mut u, Some(1.0)),
+            "never a guess over an outage"
+        );
     }
 }

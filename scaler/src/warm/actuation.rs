@@ -343,7 +343,11 @@ mod tests {
     fn demand_fading_sleeps_the_least_valuable_cache_into_the_warm_pool() {
         let mut pods = [awake("a", 3_000.0), awake("b", 10.0), awake("c", 500.0)];
         let p = plan(t(1, 1), &pods, &w());
-        assert_eq!(p.actions, vec![Action::Drain("b".into())], "traffic off first");
+        assert_eq!(
+            p.actions,
+            vec![Action::Drain("b".into())],
+            "traffic off first"
+        );
         assert_eq!((p.hot, p.warm, p.keda_replicas), (2, 1, 2));
         assert!(p.reason.contains("sleeping b"), "{}", p.reason);
         // The third pod is not slept: it goes when KEDA's count (2) removes it.
@@ -356,7 +360,11 @@ mod tests {
         });
         let p = plan(t(1, 1), &pods, &w());
         assert!(p.actions.is_empty(), "{:?}", p.actions);
-        assert!(p.reason.contains("draining before sleep: b (2 running)"), "{}", p.reason);
+        assert!(
+            p.reason.contains("draining before sleep: b (2 running)"),
+            "{}",
+            p.reason
+        );
         pods[1].kv = None;
         let p = plan(t(1, 1), &pods, &w());
         assert_eq!(p.actions, vec![Action::Sleep("b".into())]);
@@ -385,10 +393,16 @@ mod tests {
         let pods = [asleep("w")];
         let idle = plan(t(0, 1), &pods, &w());
         assert!(idle.actions.is_empty(), "{:?}", idle.actions);
-        assert_eq!(idle.keda_replicas, 1, "warm replicas keep the scaler active");
+        assert_eq!(
+            idle.keda_replicas, 1,
+            "warm replicas keep the scaler active"
+        );
         let busy = plan(t(1, 1), &pods, &w());
         assert_eq!(busy.actions, vec![Action::Wake("w".into())]);
-        assert_eq!(busy.keda_replicas, 2, "the warm pool refills by a cold start");
+        assert_eq!(
+            busy.keda_replicas, 2,
+            "the warm pool refills by a cold start"
+        );
     }
 
     #[test]

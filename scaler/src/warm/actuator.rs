@@ -28,7 +28,10 @@ use crate::metrics::exposition;
 use crate::metrics::scrape::Fetcher;
 
 /// vLLM's series behind [`KvFacts`] (older names after the newer).
-const PREFIX_HITS: &[&str] = &["vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"];
+const PREFIX_HITS: &[&str] = &[
+    "vllm:prefix_cache_hits_total",
+    "vllm:gpu_prefix_cache_hits_total",
+];
 const KV_USAGE: &[&str] = &["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"];
 const RUNNING: &[&str] = &["vllm:num_requests_running"];
 
@@ -259,12 +262,7 @@ impl Actuator {
                     .collect();
                 let r = self
                     .costs
-                    .write(
-                        &pods,
-                        &wanted,
-                        |n| current.get(n).copied().flatten(),
-                        now,
-                    )
+                    .write(&pods, &wanted, |n| current.get(n).copied().flatten(), now)
                     .await;
                 costs = Some(match r {
                     Ok(w) => w,
@@ -403,8 +401,8 @@ pub fn spawn_from_config(
     cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let engine = super::engine::HttpEngine::new(config.timeouts()).map_err(anyhow::Error::msg)?;
-    let fetcher =
-        crate::metrics::scrape::HttpFetcher::new(config.timeouts().call).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let fetcher = crate::metrics::scrape::HttpFetcher::new(config.timeouts().call)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let actuator = Actuator::new(
         client,
         Arc::new(engine),

@@ -131,7 +131,11 @@ mod tests {
             .iter()
             .map(|p| p.name.clone())
             .collect();
-        assert_eq!(default, ["b", "a"], "2,000 hit tokens/s outweigh a 90 % cache");
+        assert_eq!(
+            default,
+            ["b", "a"],
+            "2,000 hit tokens/s outweigh a 90 % cache"
+        );
         let kv_only = KvWeights {
             prefix_hit_tokens_per_s: 0.0,
             kv_usage: 1.0,
