@@ -221,3 +221,105 @@ fn warm_pool_config_is_checked_against_the_models() {
         "{e}"
     );
 }
+
+/// The binary: `serve --kubernetes` with a `warm_pool` section puts the warm replica to
+/// sleep through the real wiring (config → actuator → HTTP engine client → pod patches),
+/// and `serve` without `--kubernetes` refuses such a config, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_binary_runs_the_warm_pool_only_with_kubernetes() {
+    let api = FakeApi::start().await;
+    let (port, engines) = engines(2).await;
+    for (i, name) in ["llama-a", "llama-b"].iter().enumerate() {
+        api.add_pod(
+            "llm",
+            name,
+            &format!("127.0.0.{}", 20 + i),
+            json!({"app": "vllm-llama", SERVING: "true"}),
+        );
+    }
+    engines[0].set(|s| s.kv_usage = 0.7);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.yaml");
+    // 2 req/s at 2 req/s per replica: 1 hot, plus 1 warm.
+    std::fs::write(
+        &config,
+        format!(
+            "evaluation: {{ interval_s: 0.2, timeout_s: 0.8, stale_after_s: 2.0 }}
+models:
+  - name: llama
+    variants: [{{ name: h100, capacity_rps: 2.0 }}]
+    demand: {{ kind: constant, rps: 2.0 }}
+warm_pool:
+  interval_s: 0.2
+  engine_port: {port}
+  wake_timeout_s: 2
+  variants: [{{ model: llama, variant: h100, namespace: llm, selector: 'app=vllm-llama', warm: 1 }}]
+"
+        ),
+    )
+    .expect("config");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context:\n    cluster: fake\n    user: u\ncurrent-context: c\n",
+            api.url
+        ),
+    )
+    .expect("kubeconfig");
+
+    // Without --kubernetes: a clear refusal.
+    let out = std::process::Command::new(scaler_bin())
+        .args(["serve", "--config", config.to_str().expect("utf-8")])
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warm_pool in the config needs --kubernetes"),
+        "{stderr}"
+    );
+
+    let mut scaler = ScalerProcess::spawn_with_env(
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--kubernetes",
+            "--lease-name",
+            "slo-scaler",
+            "--pod-namespace",
+            "slo-scaler",
+            "--pod-name",
+            "pod-under-test",
+        ],
+        &[("KUBECONFIG", kubeconfig.to_str().expect("utf-8"))],
+    );
+    let slept = eventually(Duration::from_secs(20), || engines[1].get().asleep).await;
+    assert!(
+        slept,
+        "llama-b asleep; API calls: {:?}",
+        api.seen()
+            .iter()
+            .map(|s| (&s.method, &s.path))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        api.pod("llm", "llama-b")["metadata"]["labels"][SERVING],
+        "false"
+    );
+    assert!(!engines[0].get().asleep, "the valuable cache stays hot");
+    let mut c = slo_scaler::proto::external_scaler_client::ExternalScalerClient::connect(format!(
+        "http://{}",
+        scaler.grpc_addr
+    ))
+    .await
+    .expect("connect");
+    wait_desired(&mut c, "llama", "h100", 2.0, 1e-9, Duration::from_secs(5)).await;
+    scaler.sigterm();
+    let exit = tokio::task::spawn_blocking(move || scaler.wait_exit(Duration::from_secs(15)))
+        .await
+        .expect("join")
+        .expect("exits after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+}

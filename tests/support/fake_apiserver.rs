@@ -6,7 +6,8 @@
 //!   `application/merge-patch+json` (anything else is 415, as a server that does not
 //!   accept the type), applied per RFC 7386, `resourceVersion` bumped;
 //! - `GET/POST/PUT .../coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]` with the
-//!   `resourceVersion` precondition on PUT (as `tests/k8s_api.rs`' fake).
+//!   `resourceVersion` precondition on PUT (as `tests/k8s_api.rs`' fake);
+//! - `GET /apis/slo-scaler.io/...`: no policies (an empty list; a watch that stays open).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -139,6 +140,21 @@ async fn handle(
     });
     if let Some(rest) = path.strip_prefix("/apis/coordination.k8s.io/v1/namespaces/") {
         return lease_call(&mut st, &method, rest, &body_json);
+    }
+    if method == Method::GET && path.starts_with("/apis/slo-scaler.io/") {
+        // No policies (`serve --kubernetes` watches them): an empty list, a silent watch.
+        if query.contains("watch=true") {
+            drop(st);
+            let stream = futures::stream::pending::<Result<Bytes, std::convert::Infallible>>();
+            return Response::builder()
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from_stream(stream))
+                .expect("response");
+        }
+        return json_response(&json!({
+            "apiVersion": "slo-scaler.io/v1alpha1", "kind": "SloScalingPolicyList",
+            "metadata": {"resourceVersion": st.rv.to_string()}, "items": []
+        }));
     }
     let Some(rest) = path.strip_prefix("/api/v1/namespaces/") else {
         return status_error(404, "NotFound", "no such path");
