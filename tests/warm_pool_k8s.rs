@@ -424,6 +424,24 @@ async fn a_sleeping_pod_labelled_serving_is_taken_out_of_the_service() {
     );
 }
 
+#[tokio::test]
+async fn an_asleep_pod_whose_health_fails_is_still_woken() {
+    let rig = Rig::new(2).await;
+    let mut act = rig.actuator(Duration::from_secs(5), generous());
+    rig.engine("llama-b").set(|s| s.asleep = true);
+    rig.api.add_pod(
+        NS,
+        "llama-b",
+        "127.0.0.3",
+        json!({"app": "vllm-llama", "gpu": "h100", SERVING: "false"}),
+    );
+    rig.api.set_ready(NS, "llama-b", false);
+    let r = act.round(&variant(), t(2, 0), true, Instant::now()).await;
+    assert!(failures(&r).is_empty(), "{:?}", r.outcomes);
+    assert!(!rig.engine("llama-b").get().asleep, "woken");
+    assert_eq!(rig.label("llama-b"), "true");
+}
+
 fn elector(api: &FakeApi, identity: &str) -> LeaseElector {
     LeaseElector::new(
         api.client(),

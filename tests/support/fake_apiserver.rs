@@ -293,6 +293,17 @@ impl FakeApi {
         st.pods.insert((ns.into(), name.into()), pod);
     }
 
+    /// Sets a pod's Ready condition (the kubelet's probe result).
+    pub fn set_ready(&self, ns: &str, name: &str, ready: bool) {
+        let mut st = self.state.lock().expect("state");
+        let pod = st
+            .pods
+            .get_mut(&(ns.to_owned(), name.to_owned()))
+            .expect("pod");
+        pod["status"]["conditions"] =
+            json!([{"type": "Ready", "status": if ready { "True" } else { "False" }}]);
+    }
+
     /// Removes a pod (the ReplicaSet deleted it).
     pub fn remove_pod(&self, ns: &str, name: &str) {
         self.state

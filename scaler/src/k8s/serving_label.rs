@@ -59,6 +59,8 @@ pub struct PodInfo {
     pub ip: Option<String>,
     /// Ready condition true and no deletion timestamp.
     pub ready: bool,
+    /// Has a deletion timestamp.
+    pub terminating: bool,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Annotations.
@@ -68,7 +70,8 @@ pub struct PodInfo {
 impl PodInfo {
     /// From the API object.
     pub fn from_pod(p: &Pod) -> Self {
-        let ready = p.metadata.deletion_timestamp.is_none()
+        let terminating = p.metadata.deletion_timestamp.is_some();
+        let ready = !terminating
             && p.status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
@@ -77,6 +80,7 @@ impl PodInfo {
             name: p.metadata.name.clone().unwrap_or_default(),
             ip: p.status.as_ref().and_then(|s| s.pod_ip.clone()),
             ready,
+            terminating,
             labels: p.metadata.labels.clone().unwrap_or_default(),
             annotations: p.metadata.annotations.clone().unwrap_or_default(),
         }

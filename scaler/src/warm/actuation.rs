@@ -138,17 +138,24 @@ pub fn plan(target: TierTarget, pods: &[PodFacts], weights: &KvWeights) -> Varia
         .iter()
         .filter(|p| p.wake_failed.is_some() && p.engine != EngineState::Awake)
         .collect();
+    // An asleep engine is usable even when its pod is not Ready (a health check that
+    // fails while asleep); awake capacity counts only when Ready.
     let usable: Vec<&PodFacts> = pods
         .iter()
-        .filter(|p| p.ready && !failed.iter().any(|f| f.name == p.name))
+        .filter(|p| {
+            (p.ready || p.engine == EngineState::Asleep) && !failed.iter().any(|f| f.name == p.name)
+        })
         .collect();
     let count = |f: &dyn Fn(&PodFacts) -> bool| usable.iter().filter(|p| f(p)).count() as u32;
     let asleep = count(&|p: &PodFacts| p.engine == EngineState::Asleep);
     // Unknown engines count as hot only while labelled serving: never assume capacity.
-    let hot_now = count(&|p: &PodFacts| match &p.engine {
-        EngineState::Awake | EngineState::NoSleepMode => true,
-        EngineState::Unknown(_) => p.serving == Some(true),
-        EngineState::Asleep => false,
+    let hot_now = count(&|p: &PodFacts| {
+        p.ready
+            && match &p.engine {
+                EngineState::Awake | EngineState::NoSleepMode => true,
+                EngineState::Unknown(_) => p.serving == Some(true),
+                EngineState::Asleep => false,
+            }
     });
 
     let mut to_sleep: Vec<String> = Vec::new();
@@ -157,7 +164,7 @@ pub fn plan(target: TierTarget, pods: &[PodFacts], weights: &KvWeights) -> Varia
         let n = (hot_now - target.hot).min(target.warm.saturating_sub(asleep));
         let sleepable: Vec<PodFacts> = usable
             .iter()
-            .filter(|p| p.engine == EngineState::Awake)
+            .filter(|p| p.ready && p.engine == EngineState::Awake)
             .map(|p| (*p).clone())
             .collect();
         // Pods already draining first (they lost their traffic for this), then the
@@ -473,6 +480,19 @@ mod tests {
         let p = plan(t(0, 2), &[nosleep, unknown], &w());
         assert!(p.actions.is_empty(), "{:?}", p.actions);
         assert_eq!(p.hot, 2, "capacity is counted, not assumed away");
+    }
+
+    #[test]
+    fn an_asleep_pod_that_turned_unready_is_still_woken() {
+        let mut unready = asleep("w");
+        unready.ready = false;
+        let p = plan(t(1, 1), &[unready.clone()], &w());
+        assert_eq!(p.actions, vec![Action::Wake("w".into())]);
+        let mut awake_unready = awake("u", 0.0);
+        awake_unready.ready = false;
+        let p = plan(t(1, 0), &[awake_unready], &w());
+        assert_eq!(p.hot, 0, "an unready awake pod is not counted as capacity");
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
     }
 
     #[test]

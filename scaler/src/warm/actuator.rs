@@ -169,9 +169,14 @@ impl Actuator {
         let pods = Pods::new(self.client.clone(), &v.namespace);
         let infos = pods.list(&v.selector).await?;
         let reads = infos.iter().map(|p| async {
-            match (&p.ip, p.ready) {
-                (Some(ip), true) => self.engine_facts(&self.address.base(ip)).await,
-                _ => (EngineState::Unknown("pod not ready".into()), None),
+            // Unready pods are read too: an engine whose health check fails while asleep
+            // is still a warm replica to wake.
+            match (&p.ip, p.terminating) {
+                (Some(ip), false) => self.engine_facts(&self.address.base(ip)).await,
+                _ => (
+                    EngineState::Unknown("pod has no IP or is terminating".into()),
+                    None,
+                ),
             }
         });
         let read = join_all(reads).await;

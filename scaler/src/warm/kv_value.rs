@@ -36,14 +36,14 @@ impl Default for KvWeights {
 /// The value of keeping a replica: higher is kept longer.
 ///
 /// Order of tiers, whatever the weights: a replica whose wake failed (useless) < a pod
-/// not ready (starting, holds no cache) < asleep (cache dropped) < awake without facts
-/// < awake with facts by its weighted value. Engine state unknown counts as awake
+/// not ready (starting, holds no cache) < asleep, Ready or not (cache dropped) < awake
+/// without facts < awake with facts by its weighted value. Engine state unknown counts as awake
 /// without facts: never removed first on a guess.
 pub fn value(pod: &PodFacts, w: &KvWeights) -> f64 {
     if pod.wake_failed.is_some() {
         return -3.0;
     }
-    if !pod.ready {
+    if !pod.ready && pod.engine != EngineState::Asleep {
         return -2.0;
     }
     match pod.engine {
