@@ -14,7 +14,10 @@ use crate::decision::Planner;
 use crate::k8s::fleet::{PolicyPlanner, settings_from_yaml};
 use crate::k8s::kube;
 use crate::k8s::lease::LeaseConfig;
-use crate::k8s::run::{ClusterOptions, SnapshotTap, spawn_cluster_side_with, spawn_policy_watcher};
+use crate::k8s::run::{
+    ClusterOptions, SnapshotTap, spawn_cluster_side_with, spawn_cluster_side_with_leader,
+    spawn_policy_watcher,
+};
 use crate::k8s::watch::Scope;
 use crate::planner::FleetPlanner;
 use crate::server::{ServeOptions, start};
@@ -248,6 +251,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )),
     };
     if !args.kubernetes {
+        if config.warm_pool.is_some() {
+            anyhow::bail!(
+                "warm_pool in the config needs --kubernetes: the warm pool reads and labels the engine pods through the Kubernetes API"
+            );
+        }
         return run_until_signal(start(planner, opts).await?).await;
     }
     // The cluster side: status mirror of the config file's fleet. Connect before
@@ -255,18 +263,42 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let client = connect().await?;
     let cancel = CancellationToken::new();
     let watch = spawn_policy_watcher(client.clone(), cluster_scope(&args), cancel.clone());
-    let (tap, decisions) = SnapshotTap::new(
+    // Warm pools (issue 9): without a `warm_pool` section the wrapper passes decisions
+    // through unchanged and no actuator runs.
+    let warm_reports = crate::warm::tiered::Reports::default();
+    let (tiered, warm_targets) = crate::warm::tiered::TieredPlanner::new(
         planner,
+        config
+            .warm_pool
+            .iter()
+            .flat_map(|w| &w.variants)
+            .map(|v| ((v.model.clone(), v.variant.clone()), v.warm))
+            .collect(),
+        warm_reports.clone(),
+    );
+    let (tap, decisions) = SnapshotTap::new(
+        tiered,
         Duration::from_secs_f64(config.evaluation.stale_after_s),
     );
     let running = start(tap, opts).await?;
-    let tasks = spawn_cluster_side_with(
-        client,
+    let (mut tasks, leader) = spawn_cluster_side_with_leader(
+        client.clone(),
         cluster_options(&args),
         decisions,
         watch,
         cancel.clone(),
     );
+    if let Some(w) = &config.warm_pool {
+        tasks.push(crate::warm::actuator::spawn_from_config(
+            client,
+            w,
+            warm_targets,
+            leader,
+            warm_reports,
+            running.shutdown_token(),
+        )?);
+        tracing::info!(variants = w.variants.len(), "warm-pool actuator started");
+    }
     finish(running, cancel, tasks).await
 }
 

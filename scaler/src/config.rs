@@ -67,6 +67,9 @@ pub struct Config {
     pub sizing: SizingConfig,
     /// The models to scale.
     pub models: Vec<ModelConfig>,
+    /// Warm pools: sleep/wake engines and KV-aware scale-down (issue 9); absent = off.
+    #[serde(default)]
+    pub warm_pool: Option<crate::warm::settings::WarmPoolConfig>,
 }
 
 /// Metrics sources shared by the models whose demand is observed.
@@ -502,6 +505,19 @@ impl Config {
         }
         if self.models.is_empty() {
             return Err("models: expected at least one model".into());
+        }
+        if let Some(w) = &self.warm_pool {
+            let catalog: Vec<(String, Vec<String>)> = self
+                .models
+                .iter()
+                .map(|m| {
+                    (
+                        m.name.clone(),
+                        m.variants.iter().map(|v| v.name.clone()).collect(),
+                    )
+                })
+                .collect();
+            w.validate(&catalog)?;
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, m) in self.models.iter().enumerate() {

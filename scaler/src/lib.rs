@@ -24,6 +24,7 @@ pub mod sizing;
 pub mod stabilization;
 pub mod telemetry;
 pub mod trace;
+pub mod warm;
 
 /// Generated from `proto/externalscaler.proto` by `protox` at build time.
 pub mod proto {

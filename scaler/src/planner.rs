@@ -263,6 +263,15 @@ impl Planner for FleetPlanner {
             }
         }
         out.extend(self.fleet.tick(t_s));
+        // Requests waiting at zero replicas activate the model now (issue 9).
+        for d in &mut out {
+            let waiting = readings
+                .get(&d.model)
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|r| r.observation.as_ref())
+                .and_then(|o| o.waiting);
+            crate::warm::activation::activate_on_waiting(d, waiting);
+        }
         // Config order, so logs and /models read the same way as the file.
         out.sort_by_key(|d| {
             self.order

@@ -15,6 +15,8 @@ use slo_scaler::proto::external_scaler_client::ExternalScalerClient;
 use slo_scaler::server::{Running, ServeOptions, start};
 use tonic::transport::Channel;
 
+pub mod fake_apiserver;
+pub mod fake_vllm;
 pub mod prometheus;
 
 /// Installs the process-wide rustls provider (ring), as `main` does.

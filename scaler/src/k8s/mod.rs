@@ -6,11 +6,13 @@
 //! expresses the same per-model policy (`models[]` of the file) as a namespaced resource.
 //! See `docs/kubernetes.md`.
 pub mod crd;
+pub mod deletion_cost;
 pub mod fleet;
 pub mod index;
 pub mod lease;
 pub mod publish;
 pub mod run;
+pub mod serving_label;
 pub mod status;
 pub mod watch;
 

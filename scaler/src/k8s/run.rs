@@ -117,6 +117,18 @@ pub fn spawn_cluster_side_with(
     watcher: PolicyWatch,
     cancel: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    spawn_cluster_side_with_leader(client, opts, decisions, watcher, cancel).0
+}
+
+/// [`spawn_cluster_side_with`], also returning the leadership flag (for other
+/// leader-only work: the warm-pool actuator, issue 9).
+pub fn spawn_cluster_side_with_leader(
+    client: kube::Client,
+    opts: ClusterOptions,
+    decisions: watch::Receiver<Arc<Snapshot>>,
+    watcher: PolicyWatch,
+    cancel: CancellationToken,
+) -> (Vec<tokio::task::JoinHandle<()>>, watch::Receiver<bool>) {
     let (ltx, lrx) = watch::channel(false);
     let lease_task = lease::spawn(client.clone(), opts.lease, ltx, cancel.clone());
     let status = StatusLoop {
@@ -124,9 +136,9 @@ pub fn spawn_cluster_side_with(
         decisions,
         policies: watcher.policies,
         store: watcher.stores,
-        leader: lrx,
+        leader: lrx.clone(),
         flush_every: (opts.status_interval / 4).max(Duration::from_millis(50)),
     };
     let status_task = tokio::spawn(status.run(cancel));
-    vec![watcher.task, lease_task, status_task]
+    (vec![watcher.task, lease_task, status_task], lrx)
 }
