@@ -26,7 +26,7 @@ fn main() {
         let step = Instant::now();
         demo.run_until(t);
         sim_s += step.elapsed().as_secs_f64();
-        let mut line = format!("{}", day_clock(demo.sim_time_s()));
+        let mut line = day_clock(demo.sim_time_s());
         for d in demo.decisions() {
             let ModelOutcome::Planned(vs) = &d.outcome else {
                 line.push_str(&format!(" | {}: unavailable", d.model));

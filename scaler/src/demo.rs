@@ -220,6 +220,11 @@ const HISTORY_DAYS: f64 = 2.0;
 /// suspended, the machine is overloaded) the demo clock slips instead of racing.
 const MAX_CATCH_UP_S: f64 = 3600.0;
 
+/// Wall-clock time one evaluation may spend simulating: well inside the demo's
+/// `evaluation.timeout_s` (0.5 s), which cannot interrupt synchronous work. A machine too
+/// slow for the speed makes the demo clock slip; decisions stay fresh.
+const EVALUATION_BUDGET: Duration = Duration::from_millis(250);
+
 /// Held at the gateway longer than this (no replica ready), a request is dropped.
 const GATEWAY_TIMEOUT_S: f64 = 600.0;
 
@@ -406,7 +411,7 @@ impl DemoPlanner {
         let observations: Vec<LiveObservation> =
             demo.models.iter_mut().map(|m| m.sim.observe()).collect();
         let first = std::mem::take(&mut demo.last);
-        demo.last = demo.annotate(first, &observations);
+        demo.last = demo.annotate(first, &observations, DEMO_START_S);
         Ok(demo)
     }
 
@@ -458,6 +463,32 @@ impl DemoPlanner {
         Some(m.sim.demand_curve_rps(t_s))
     }
 
+    /// Simulates up to the time wall-clock `now` maps to (the first call sets the origin),
+    /// spending at most `budget` of wall-clock time; when the budget runs out the demo clock
+    /// slips to where the simulation got. Returns the latest decisions.
+    pub fn advance_wall_clock(
+        &mut self,
+        now: SystemTime,
+        budget: Option<Duration>,
+    ) -> &[ModelDecision] {
+        let target = self.target_sim_s(now);
+        let deadline = budget.map(|b| std::time::Instant::now() + b);
+        while self.next_sync_s <= target {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                let slip = (target - self.sim_time_s()) / self.speed;
+                if let Some(o) = &mut self.origin {
+                    *o += Duration::from_secs_f64(slip);
+                }
+                tracing::debug!(slip_s = slip, "demo simulation behind the wall clock");
+                break;
+            }
+            let t = self.next_sync_s;
+            self.sync(t);
+            self.next_sync_s += DEMO_SYNC_S;
+        }
+        &self.last
+    }
+
     /// The simulated time wall-clock `now` maps to, advancing the origin when the demo has
     /// fallen more than [`MAX_CATCH_UP_S`] behind (the demo clock slips, it does not race).
     fn target_sim_s(&mut self, now: SystemTime) -> f64 {
@@ -502,7 +533,7 @@ impl DemoPlanner {
             }
             m.sim.scale(&m.wishes);
         }
-        self.last = self.annotate(decisions, &observations);
+        self.last = self.annotate(decisions, &observations, t);
     }
 
     /// Adds the simulated fleet's numbers to each decision's details and reason.
@@ -510,8 +541,8 @@ impl DemoPlanner {
         &self,
         mut decisions: Vec<ModelDecision>,
         observations: &[LiveObservation],
+        t: f64,
     ) -> Vec<ModelDecision> {
-        let t = self.sim_time_s();
         for d in &mut decisions {
             let Some((k, m)) = self
                 .models
@@ -599,8 +630,8 @@ impl Planner for DemoPlanner {
     }
 
     async fn evaluate(&mut self, now: SystemTime) -> Vec<ModelDecision> {
-        let target = self.target_sim_s(now);
-        self.run_until(target).to_vec()
+        self.advance_wall_clock(now, Some(EVALUATION_BUDGET))
+            .to_vec()
     }
 }
 
@@ -752,15 +783,10 @@ mod tests {
         let mut a = DemoPlanner::try_new(&config, DEFAULT_DEMO_SPEED).unwrap();
         let mut b = DemoPlanner::try_new(&config, DEFAULT_DEMO_SPEED).unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        // `a` is evaluated at uneven wall-clock instants, `b` in one step to the same time.
-        rt.block_on(async {
-            for ms in [0, 700, 1_300, 4_000, 10_000] {
-                a.evaluate(t0 + Duration::from_millis(ms)).await;
-            }
-        });
+        // `a` is advanced at uneven wall-clock instants, `b` in one step to the same time.
+        for ms in [0, 700, 1_300, 4_000, 10_000] {
+            a.advance_wall_clock(t0 + Duration::from_millis(ms), None);
+        }
         assert_eq!(a.sim_time_s(), DEMO_START_S + 1440.0, "10 s × 144");
         b.run_until(DEMO_START_S + 1440.0);
         assert_eq!(
@@ -774,12 +800,19 @@ mod tests {
         // Far behind (a suspended process): at most an hour per evaluation, then the
         // clock slips instead of racing.
         let before = a.sim_time_s();
-        rt.block_on(a.evaluate(t0 + Duration::from_secs(36_000)));
-        assert!(
-            a.sim_time_s() <= before + MAX_CATCH_UP_S,
-            "{}",
-            a.sim_time_s()
+        a.advance_wall_clock(
+            t0 + Duration::from_secs(36_000),
+            Some(Duration::from_secs(600)),
         );
+        assert_eq!(a.sim_time_s(), before + MAX_CATCH_UP_S);
+        // Out of wall-clock budget (a machine too slow for the speed): nothing simulated,
+        // the clock slips, and the next call continues from there.
+        let before = a.sim_time_s();
+        let later = t0 + Duration::from_secs(36_100);
+        a.advance_wall_clock(later, Some(Duration::ZERO));
+        assert_eq!(a.sim_time_s(), before, "no time to simulate");
+        a.advance_wall_clock(later + Duration::from_millis(500), None);
+        assert_eq!(a.sim_time_s(), before + 60.0, "0.5 s × 144 = 72 s: 4 syncs");
         assert!(DemoPlanner::try_new(&config, 0.0).is_err());
     }
 
