@@ -105,8 +105,12 @@ models:
     let stderr = String::from_utf8_lossy(&out.stderr);
     // One model without data: the command prints the rest, then fails naming it.
     assert!(!out.status.success(), "{stdout}");
-    assert!(stderr.contains("1 model(s) without a recommendation") && stderr.contains("ghost"), "{stderr}");
-    let r: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}\n{}", prom.log()));
+    assert!(
+        stderr.contains("1 model(s) without a recommendation") && stderr.contains("ghost"),
+        "{stderr}"
+    );
+    let r: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}\n{}", prom.log()));
     assert_eq!(r["clock"], "unix");
     let m = &r["models"][0];
     assert!(m["error"].is_null(), "{}", m["error"]);
@@ -117,7 +121,10 @@ models:
     // curve: within 2 %).
     let observed = m["demand_now_rps"].as_f64().unwrap();
     let want = rate(end as f64 - 300.0);
-    assert!((observed - want).abs() / want < 0.02, "observed {observed}, want {want}");
+    assert!(
+        (observed - want).abs() / want < 0.02,
+        "observed {observed}, want {want}"
+    );
     // The forecast follows the cycle: each hour's point within 15 % of the known rate.
     for h in 0..6 {
         let p = m["forecast"][h]["point_rps"].as_f64().unwrap();

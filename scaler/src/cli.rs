@@ -113,7 +113,11 @@ pub struct ServeArgs {
     /// With --observe-only: PromQL counting one variant's running replicas, with `{model}`
     /// and `{variant}` placeholders, e.g.
     /// `kube_deployment_status_replicas_ready{deployment="{model}-{variant}"}`.
-    #[arg(long, env = "SLO_SCALER_CURRENT_REPLICAS_QUERY", requires = "observe_only")]
+    #[arg(
+        long,
+        env = "SLO_SCALER_CURRENT_REPLICAS_QUERY",
+        requires = "observe_only"
+    )]
     pub current_replicas_query: Option<String>,
 }
 
@@ -195,7 +199,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 args.current_replicas_query.as_deref(),
             )
             .context("observe-only: building the running-replicas source")?,
-        ) as Box<dyn crate::recommend::observe_only::CurrentReplicas>)
+        )
+            as Box<dyn crate::recommend::observe_only::CurrentReplicas>)
     } else {
         None
     };

@@ -410,8 +410,8 @@ fn build_model(
         if let Some(cold) = scenario.cold_start_for(&m.name, &v.name) {
             profile.lifecycle.cold_start_s = cold;
         }
-        let latency = LatencyModel::new(&profile, &mix)
-            .map_err(|e| format!("variant {:?}: {e}", v.name))?;
+        let latency =
+            LatencyModel::new(&profile, &mix).map_err(|e| format!("variant {:?}: {e}", v.name))?;
         match capacity_per_replica(&profile, &mix, &target.slo) {
             Ok(capacity) => variants.push(Variant {
                 input: VariantInput {
@@ -487,7 +487,9 @@ fn predict(
 ) -> (Vec<(Option<f64>, Option<f64>)>, Option<f64>, Option<f64>) {
     let total_cap: f64 = variants
         .iter()
-        .map(|v| f64::from(replicas.get(&v.input.name).copied().unwrap_or(0)) * v.capacity.rate_per_s)
+        .map(|v| {
+            f64::from(replicas.get(&v.input.name).copied().unwrap_or(0)) * v.capacity.rate_per_s
+        })
         .sum();
     let mut per = Vec::with_capacity(variants.len());
     let (mut worst_ttft, mut worst_tpot) = (None::<f64>, None::<f64>);
@@ -578,7 +580,9 @@ fn hourly_demand(p: &ModelPipeline, at_s: f64, hours: u32) -> Vec<HourDemand> {
     let now_rps = p.last_observed().map(|(_, r)| r).unwrap_or(0.0);
     (0..hours)
         .map(|h| {
-            let first = h as usize * per_hour + 1;
+            // The pipeline keeps the interval ending at `at` open (not yet fed to the
+            // forecaster): step 1 is that interval, step 2 the first one after `at`.
+            let first = h as usize * per_hour + 2;
             let in_hour = first..=first + per_hour - 1;
             let (mut lower, mut point_sum, mut upper) = (f64::INFINITY, 0.0, 0.0f64);
             let mut basis = Basis::Calibrated { residuals: 0 };
@@ -725,7 +729,8 @@ pub fn recommend(scenario: &Scenario, base_dir: Option<&Path>, inputs: &Inputs) 
                     reason: format!("sizing failed: {e}"),
                 },
             };
-            let (_, ttft, tpot) = predict(&m.variants, &plan.replicas, sized, m.target.slo.percentile);
+            let (_, ttft, tpot) =
+                predict(&m.variants, &plan.replicas, sized, m.target.slo.percentile);
             schedules[i].push(HourPlan {
                 hour: h as u32,
                 start_s: hourly[i][h].band.start_s,
@@ -838,7 +843,11 @@ fn savings(
     let hours = f64::from(inputs.hours);
     // Cheapest single GPU type over the whole schedule (a deployment picks one type; it
     // does not switch hour by hour).
-    let mut types: Vec<&str> = m.variants.iter().map(|v| v.input.gpu_type.as_str()).collect();
+    let mut types: Vec<&str> = m
+        .variants
+        .iter()
+        .map(|v| v.input.gpu_type.as_str())
+        .collect();
     types.sort_unstable();
     types.dedup();
     if types.len() < 2 {
@@ -965,10 +974,20 @@ pub fn with_what_if(mut baseline: Report, changes: Vec<String>, what_if: Report)
                     let d = w.cost_over_hours - b.cost_over_hours;
                     format!(
                         "{} {:.2} over {} h ({:+.1} %)",
-                        if d < 0.0 { "saves" } else if d > 0.0 { "costs" } else { "changes nothing:" },
+                        if d < 0.0 {
+                            "saves"
+                        } else if d > 0.0 {
+                            "costs"
+                        } else {
+                            "changes nothing:"
+                        },
                         d.abs(),
                         baseline.hours,
-                        if b.cost_over_hours > 0.0 { 100.0 * d / b.cost_over_hours } else { 0.0 }
+                        if b.cost_over_hours > 0.0 {
+                            100.0 * d / b.cost_over_hours
+                        } else {
+                            0.0
+                        }
                     )
                 }
                 (None, _, _) => format!(
@@ -989,7 +1008,7 @@ pub fn with_what_if(mut baseline: Report, changes: Vec<String>, what_if: Report)
                 cost_over_hours_baseline: b.cost_over_hours,
                 cost_over_hours_what_if: w.map(|w| w.cost_over_hours).unwrap_or(f64::NAN),
                 delta_cost_over_hours: r3(
-                    w.map(|w| w.cost_over_hours).unwrap_or(f64::NAN) - b.cost_over_hours,
+                    w.map(|w| w.cost_over_hours).unwrap_or(f64::NAN) - b.cost_over_hours
                 ),
                 reason,
             }

@@ -34,7 +34,12 @@ pub struct RecommendArgs {
     #[arg(long, env = "SLO_SCALER_CONFIG")]
     pub config: PathBuf,
     /// Read demand history from this Prometheus (overrides metrics.prometheus.url).
-    #[arg(long, env = "SLO_SCALER_PROMETHEUS_URL", conflicts_with = "trace", required_unless_present = "trace")]
+    #[arg(
+        long,
+        env = "SLO_SCALER_PROMETHEUS_URL",
+        conflicts_with = "trace",
+        required_unless_present = "trace"
+    )]
     pub prometheus: Option<String>,
     /// Read demand history from a trace (Azure CSV, Mooncake JSONL, ServeGen directory):
     /// `PATH` for every SLO model, or `MODEL=PATH`; repeatable.
@@ -132,7 +137,10 @@ pub fn parse_unix_time(s: &str, now_s: f64) -> anyhow::Result<f64> {
         bail!(bad());
     }
     let days = days_from_civil(d[0], d[1], d[2]);
-    Ok(days as f64 * 86_400.0 + hms[0] * 3600.0 + hms[1] * 60.0 + hms.get(2).copied().unwrap_or(0.0))
+    Ok(days as f64 * 86_400.0
+        + hms[0] * 3600.0
+        + hms[1] * 60.0
+        + hms.get(2).copied().unwrap_or(0.0))
 }
 
 fn slo_models(config: &Config) -> Vec<String> {
@@ -477,7 +485,10 @@ mod tests {
             parse_unix_time("2023-11-14T22:13:20Z", 0.0).unwrap(),
             1_700_000_000.0
         );
-        assert_eq!(parse_unix_time("2000-02-29T00:00Z", 0.0).unwrap(), 951_782_400.0);
+        assert_eq!(
+            parse_unix_time("2000-02-29T00:00Z", 0.0).unwrap(),
+            951_782_400.0
+        );
         let e = parse_unix_time("yesterday", 0.0).unwrap_err().to_string();
         assert!(e.contains("expected now"), "{e}");
         assert_eq!(duration_s("3d"), Some(259_200.0));

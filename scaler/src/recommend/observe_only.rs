@@ -178,16 +178,17 @@ pub fn engine_count_query(
         .model_label
         .clone()
         .or_else(|| p.model_label.map(str::to_string));
-    let served = demand.served_name.clone().unwrap_or_else(|| model.to_string());
+    let served = demand
+        .served_name
+        .clone()
+        .unwrap_or_else(|| model.to_string());
     let sel = preset::selector(label.as_deref(), &served, demand.matchers.as_deref());
     let names: &[&str] = match p.running {
         preset::SignalSource::GaugeSum(n) | preset::SignalSource::GaugeMean(n) => n,
         _ => &[],
     };
     if names.is_empty() {
-        return ReplicaQuery::Unknown(
-            "the engine preset has no per-engine gauge to count".into(),
-        );
+        return ReplicaQuery::Unknown("the engine preset has no per-engine gauge to count".into());
     }
     if variants > 1 && demand.variant_label.is_none() {
         return ReplicaQuery::Unknown(format!(
@@ -346,7 +347,9 @@ impl CurrentReplicas for ScrapeReplicas {
     ) -> BoxFuture<'a, Result<BTreeMap<String, u32>, String>> {
         Box::pin(async move {
             if !self.0.keys().any(|(m, _)| m == model) {
-                return Err(format!("no scrape endpoint is configured for model {model:?}"));
+                return Err(format!(
+                    "no scrape endpoint is configured for model {model:?}"
+                ));
             }
             Ok(variants
                 .iter()
@@ -488,14 +491,20 @@ mod tests {
         let ModelOutcome::Unavailable(why) = &d[0].outcome else {
             panic!("{d:?}")
         };
-        assert!(why.contains("prometheus down") && why.contains("a=5"), "{why}");
+        assert!(
+            why.contains("prometheus down") && why.contains("a=5"),
+            "{why}"
+        );
         // A count missing for one variant is unknown too.
         let mut p = ObserveOnly::new(
             Fixed(planned()),
             Box::new(Counts(Ok(BTreeMap::from([("a".to_string(), 2)])))),
         );
         let d = p.evaluate(SystemTime::now()).await;
-        assert!(matches!(d[0].outcome, ModelOutcome::Unavailable(_)), "{d:?}");
+        assert!(
+            matches!(d[0].outcome, ModelOutcome::Unavailable(_)),
+            "{d:?}"
+        );
     }
 
     #[test]

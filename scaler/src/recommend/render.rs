@@ -166,7 +166,16 @@ fn model_table(out: &mut String, report: &Report, m: &ModelReport) {
     let _ = writeln!(
         out,
         "   {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  {}",
-        "hour", "start", "lower", "point", "upper", "sized", "$/h", "TTFT ms", "TPOT ms", "replicas"
+        "hour",
+        "start",
+        "lower",
+        "point",
+        "upper",
+        "sized",
+        "$/h",
+        "TTFT ms",
+        "TPOT ms",
+        "replicas"
     );
     for (f, h) in m.forecast.iter().zip(&m.schedule) {
         let line = format!(
@@ -283,9 +292,7 @@ pub fn table(report: &Report) -> String {
             model_table(&mut out, &w.report, m);
         }
     }
-    out.lines()
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect()
+    out.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
 /// The report as JSON (schema in `docs/recommend.md`).
@@ -333,7 +340,12 @@ fn q(s: &str) -> String {
 /// must be fast), `external` otherwise.
 pub fn scaled_objects(report: &Report, config: &Config, opts: &ManifestOptions) -> String {
     let mut out = String::new();
-    let cooldown = config.sizing.stabilization.scale_down_window_s.round().max(0.0) as u64;
+    let cooldown = config
+        .sizing
+        .stabilization
+        .scale_down_window_s
+        .round()
+        .max(0.0) as u64;
     for m in &report.models {
         let Some(now) = &m.now else {
             let _ = writeln!(
@@ -465,7 +477,10 @@ mod tests {
     fn wrapping_keeps_lines_within_the_width() {
         let mut out = String::new();
         wrap(&mut out, "   ", &"word ".repeat(100));
-        assert!(out.lines().all(|l| l.chars().count() <= TABLE_WIDTH), "{out}");
+        assert!(
+            out.lines().all(|l| l.chars().count() <= TABLE_WIDTH),
+            "{out}"
+        );
         assert!(out.lines().count() > 3);
     }
 }

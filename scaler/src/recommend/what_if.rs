@@ -88,12 +88,11 @@ impl WhatIf {
                         ));
                     }
                 }),
-                "slo.attainment" => Change::SloAttainment(number(
-                    key,
-                    value,
-                    "a share within 0.5..=0.99",
-                    |v| (0.5..=0.99).contains(&v),
-                )?),
+                "slo.attainment" => {
+                    Change::SloAttainment(number(key, value, "a share within 0.5..=0.99", |v| {
+                        (0.5..=0.99).contains(&v)
+                    })?)
+                }
                 "demand_scale" => {
                     Change::DemandScale(number(key, value, "a factor > 0", |v| v > 0.0)?)
                 }
@@ -301,6 +300,9 @@ models:
             .unwrap()
             .apply(&Scenario::baseline(config()))
             .unwrap_err();
-        assert!(e.contains("no model \"mistral\"") && e.contains("llama"), "{e}");
+        assert!(
+            e.contains("no model \"mistral\"") && e.contains("llama"),
+            "{e}"
+        );
     }
 }
