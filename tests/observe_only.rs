@@ -82,17 +82,17 @@ async fn keda_gets_running_replicas_while_decisions_are_exported() {
         .await
         .unwrap();
     // Once the scrapes have a rate (two in the window), every answer is the running count.
-    let mut answers = (
-        Err(tonic::Status::unknown("not asked")),
-        Err(tonic::Status::unknown("")),
-    );
+    let mut answers = None;
     for _ in 0..100 {
-        answers = (ask(&mut c, "h200").await, ask(&mut c, "a100").await);
-        if answers.0.is_ok() && answers.1.is_ok() {
+        let got = (ask(&mut c, "h200").await, ask(&mut c, "a100").await);
+        let done = got.0.is_ok() && got.1.is_ok();
+        answers = Some(got);
+        if done {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let answers = answers.unwrap();
     assert_eq!(answers.0.as_ref().ok(), Some(&2.0), "{answers:?}");
     assert_eq!(answers.1.as_ref().ok(), Some(&1.0), "{answers:?}");
 

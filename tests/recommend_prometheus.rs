@@ -57,28 +57,26 @@ fn recommends_from_backfilled_prometheus_history_and_counts_running_engines() {
     let cfg = cfg_dir.path().join("fleet.yaml");
     std::fs::write(
         &cfg,
-        format!(
-            r#"
+        r#"
 metrics:
   rate_window_s: 600
-  prometheus: {{ url: "http://127.0.0.1:1" }}
-sizing: {{ forecast_interval_s: 600 }}
+  prometheus: { url: "http://127.0.0.1:1" }
+sizing: { forecast_interval_s: 600 }
 models:
   - name: llama
-    slo: {{ ttft_ms: 1000, tpot_ms: 50, percentile: p90 }}
-    request_mix: {{ prompt_tokens: 1000, output_tokens: 200 }}
+    slo: { ttft_ms: 1000, tpot_ms: 50, percentile: p90 }
+    request_mix: { prompt_tokens: 1000, output_tokens: 200 }
     variants:
-      - {{ name: h200, profile: builtin/llama-3.1-8b-fp8_h200_tp1, gpu_type: H200, cost_per_hour: 3.8 }}
-      - {{ name: a100, profile: builtin/llama-3.1-8b_a100-80gb_tp1_derived, gpu_type: A100-80GB, cost_per_hour: 1.6 }}
-    demand: {{ kind: prometheus, engine: vllm, served_name: meta/llama, variant_label: gpu }}
+      - { name: h200, profile: builtin/llama-3.1-8b-fp8_h200_tp1, gpu_type: H200, cost_per_hour: 3.8 }
+      - { name: a100, profile: builtin/llama-3.1-8b_a100-80gb_tp1_derived, gpu_type: A100-80GB, cost_per_hour: 1.6 }
+    demand: { kind: prometheus, engine: vllm, served_name: meta/llama, variant_label: gpu }
   - name: ghost
-    slo: {{ ttft_ms: 1000, tpot_ms: 50, percentile: p90 }}
-    request_mix: {{ prompt_tokens: 1000, output_tokens: 200 }}
+    slo: { ttft_ms: 1000, tpot_ms: 50, percentile: p90 }
+    request_mix: { prompt_tokens: 1000, output_tokens: 200 }
     variants:
-      - {{ name: h200, profile: builtin/llama-3.1-8b-fp8_h200_tp1 }}
-    demand: {{ kind: prometheus, engine: vllm, served_name: meta/ghost, matchers: 'job="vllm"' }}
-"#
-        ),
+      - { name: h200, profile: builtin/llama-3.1-8b-fp8_h200_tp1 }
+    demand: { kind: prometheus, engine: vllm, served_name: meta/ghost, matchers: 'job="vllm"' }
+"#,
     )
     .unwrap();
     let at = end.to_string();

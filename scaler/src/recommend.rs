@@ -477,6 +477,9 @@ fn build_model(
     })
 }
 
+/// Predicted (TTFT, TPOT) in ms at the SLO percentile; `None` without replicas or saturated.
+type Latency = (Option<f64>, Option<f64>);
+
 /// Predicted latency of a plan at `demand_rps`, spread over variants in proportion to
 /// capacity (as least-loaded routing does): per variant, and the worst of them.
 fn predict(
@@ -484,7 +487,7 @@ fn predict(
     replicas: &Replicas,
     demand_rps: f64,
     p: Percentile,
-) -> (Vec<(Option<f64>, Option<f64>)>, Option<f64>, Option<f64>) {
+) -> (Vec<Latency>, Option<f64>, Option<f64>) {
     let total_cap: f64 = variants
         .iter()
         .map(|v| {
@@ -583,10 +586,9 @@ fn hourly_demand(p: &ModelPipeline, at_s: f64, hours: u32) -> Vec<HourDemand> {
             // The pipeline keeps the interval ending at `at` open (not yet fed to the
             // forecaster): step 1 is that interval, step 2 the first one after `at`.
             let first = h as usize * per_hour + 2;
-            let in_hour = first..=first + per_hour - 1;
             let (mut lower, mut point_sum, mut upper) = (f64::INFINITY, 0.0, 0.0f64);
             let mut basis = Basis::Calibrated { residuals: 0 };
-            for k in in_hour.clone() {
+            for k in first..first + per_hour {
                 let fc = f.forecast_steps(k);
                 lower = lower.min(fc.quantile(lo).unwrap_or(f64::NAN));
                 point_sum += fc.mean;
@@ -706,6 +708,8 @@ pub fn recommend(scenario: &Scenario, base_dir: Option<&Path>, inputs: &Inputs) 
                 .collect();
         }
     }
+    // `h` indexes every model's list of hours, not one list.
+    #[allow(clippy::needless_range_loop)]
     for h in 0..inputs.hours as usize {
         let problem = Problem {
             models: models

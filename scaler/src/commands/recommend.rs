@@ -153,11 +153,8 @@ fn slo_models(config: &Config) -> Vec<String> {
 }
 
 /// `--current` into per-model replicas.
-fn parse_current(
-    args: &[String],
-    config: &Config,
-) -> anyhow::Result<BTreeMap<String, Result<Replicas, String>>> {
-    let mut out: BTreeMap<String, Result<Replicas, String>> = BTreeMap::new();
+fn parse_current(args: &[String], config: &Config) -> anyhow::Result<Running> {
+    let mut out = Running::new();
     for a in args {
         let (lhs, n) = a
             .split_once('=')
@@ -197,10 +194,7 @@ fn parse_current(
 }
 
 /// Demand histories from traces: `(seconds from the trace start, req/s)` per interval.
-fn trace_histories(
-    args: &[String],
-    config: &Config,
-) -> anyhow::Result<(BTreeMap<String, Result<History, String>>, f64, String)> {
+fn trace_histories(args: &[String], config: &Config) -> anyhow::Result<(Histories, f64, String)> {
     let interval = config.sizing.forecast_interval_s;
     let models = slo_models(config);
     let mut out = BTreeMap::new();
@@ -257,16 +251,18 @@ fn trace_histories(
     Ok((out, end_s, format!("trace {}", names.join(", "))))
 }
 
+/// Per model: its demand history, or why there is none.
+type Histories = BTreeMap<String, Result<History, String>>;
+/// Per model: its running replicas, or why they are unknown.
+type Running = BTreeMap<String, Result<Replicas, String>>;
+
 /// Reads demand history and running engines from Prometheus.
 async fn prometheus_inputs(
     config: &Config,
     url: &str,
     at_s: f64,
     days: f64,
-) -> anyhow::Result<(
-    BTreeMap<String, Result<History, String>>,
-    BTreeMap<String, Result<Replicas, String>>,
-)> {
+) -> anyhow::Result<(Histories, Running)> {
     let base = config.metrics.prometheus.clone();
     let cfg = PrometheusConfig {
         url: url.to_string(),
@@ -293,11 +289,12 @@ async fn prometheus_inputs(
         let DemandConfig::Prometheus(d) = &m.demand else {
             histories.insert(
                 m.name.clone(),
-                Err(format!(
+                Err(
                     "demand is not `kind: prometheus`: --prometheus reads the engine's request \
-                     counter, so the model needs `demand: {{kind: prometheus, engine: ...}}` \
+                     counter, so the model needs `demand: {kind: prometheus, engine: ...}` \
                      (or use --trace)"
-                )),
+                        .to_string(),
+                ),
             );
             continue;
         };

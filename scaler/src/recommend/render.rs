@@ -165,17 +165,8 @@ fn model_table(out: &mut String, report: &Report, m: &ModelReport) {
     );
     let _ = writeln!(
         out,
-        "   {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  {}",
-        "hour",
-        "start",
-        "lower",
-        "point",
-        "upper",
-        "sized",
-        "$/h",
-        "TTFT ms",
-        "TPOT ms",
-        "replicas"
+        "   {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}  replicas",
+        "hour", "start", "lower", "point", "upper", "sized", "$/h", "TTFT ms", "TPOT ms"
     );
     for (f, h) in m.forecast.iter().zip(&m.schedule) {
         let line = format!(

@@ -75,53 +75,57 @@ impl WhatIf {
                 None => (None, lhs.trim()),
             };
             let value = value.trim();
-            let change = match key {
-                "slo.ttft_ms" => Change::SloTtft(number(key, value, "ms > 0", |v| v > 0.0)?),
-                "slo.tpot_ms" => Change::SloTpot(number(key, value, "ms > 0", |v| v > 0.0)?),
-                "slo.percentile" => Change::SloPercentile(match value {
-                    "p50" => Percentile::P50,
-                    "p90" => Percentile::P90,
-                    "p99" => Percentile::P99,
+            let change = if let Some(variant) = key.strip_prefix("cold_start_s.") {
+                Change::ColdStart(
+                    Some(variant.to_string()),
+                    number(key, value, "seconds >= 0", |v| v >= 0.0)?,
+                )
+            } else if let Some(name) = key.strip_prefix("price.").filter(|n| !n.is_empty()) {
+                Change::Price(
+                    name.to_string(),
+                    number(key, value, "a price per hour >= 0", |v| v >= 0.0)?,
+                )
+            } else if let Some(gpu) = key.strip_prefix("inventory.").filter(|n| !n.is_empty()) {
+                if model.is_some() {
+                    return Err(format!(
+                        "--what-if {arg}: inventory is shared by every model; drop the `MODEL/` scope"
+                    ));
+                }
+                let n = value.parse::<u32>().map_err(|_| {
+                    format!("--what-if {arg}: expected a whole number of GPUs, got {value:?}")
+                })?;
+                Change::Inventory(gpu.to_string(), n)
+            } else {
+                match key {
+                    "slo.ttft_ms" => Change::SloTtft(number(key, value, "ms > 0", |v| v > 0.0)?),
+                    "slo.tpot_ms" => Change::SloTpot(number(key, value, "ms > 0", |v| v > 0.0)?),
+                    "slo.percentile" => Change::SloPercentile(match value {
+                        "p50" => Percentile::P50,
+                        "p90" => Percentile::P90,
+                        "p99" => Percentile::P99,
+                        _ => {
+                            return Err(format!(
+                                "--what-if {arg}: expected p50, p90 or p99, got {value:?}"
+                            ));
+                        }
+                    }),
+                    "slo.attainment" => Change::SloAttainment(number(
+                        key,
+                        value,
+                        "a share within 0.5..=0.99",
+                        |v| (0.5..=0.99).contains(&v),
+                    )?),
+                    "demand_scale" => {
+                        Change::DemandScale(number(key, value, "a factor > 0", |v| v > 0.0)?)
+                    }
+                    "cold_start_s" => {
+                        Change::ColdStart(None, number(key, value, "seconds >= 0", |v| v >= 0.0)?)
+                    }
                     _ => {
                         return Err(format!(
-                            "--what-if {arg}: expected p50, p90 or p99, got {value:?}"
+                            "--what-if {arg}: unknown key {key:?}; keys: {KEYS}"
                         ));
                     }
-                }),
-                "slo.attainment" => {
-                    Change::SloAttainment(number(key, value, "a share within 0.5..=0.99", |v| {
-                        (0.5..=0.99).contains(&v)
-                    })?)
-                }
-                "demand_scale" => {
-                    Change::DemandScale(number(key, value, "a factor > 0", |v| v > 0.0)?)
-                }
-                "cold_start_s" => {
-                    Change::ColdStart(None, number(key, value, "seconds >= 0", |v| v >= 0.0)?)
-                }
-                k if k.starts_with("cold_start_s.") => Change::ColdStart(
-                    Some(k["cold_start_s.".len()..].to_string()),
-                    number(key, value, "seconds >= 0", |v| v >= 0.0)?,
-                ),
-                k if k.starts_with("price.") && k.len() > "price.".len() => Change::Price(
-                    k["price.".len()..].to_string(),
-                    number(key, value, "a price per hour >= 0", |v| v >= 0.0)?,
-                ),
-                k if k.starts_with("inventory.") && k.len() > "inventory.".len() => {
-                    if model.is_some() {
-                        return Err(format!(
-                            "--what-if {arg}: inventory is shared by every model; drop the `MODEL/` scope"
-                        ));
-                    }
-                    let n = value.parse::<u32>().map_err(|_| {
-                        format!("--what-if {arg}: expected a whole number of GPUs, got {value:?}")
-                    })?;
-                    Change::Inventory(k["inventory.".len()..].to_string(), n)
-                }
-                _ => {
-                    return Err(format!(
-                        "--what-if {arg}: unknown key {key:?}; keys: {KEYS}"
-                    ));
                 }
             };
             out.changes.push((model, change));
