@@ -69,6 +69,9 @@ pub enum Command {
     Backtest(crate::commands::backtest::BacktestArgs),
     /// Print the SloScalingPolicy CustomResourceDefinition (YAML) the Helm chart ships.
     Crd(crate::commands::crd::CrdArgs),
+    /// What the scaler would do, from Prometheus history or a trace: forecast, replicas now
+    /// and per hour, cost, predicted latency, savings, what-ifs, ScaledObjects.
+    Recommend(crate::commands::recommend::RecommendArgs),
 }
 
 /// `serve` flags; each overrides the config file.
@@ -122,6 +125,20 @@ pub struct ServeArgs {
     /// (144 = a simulated day in 10 minutes).
     #[arg(long, env = "SLO_SCALER_DEMO_SPEED", default_value_t = crate::demo::DEFAULT_DEMO_SPEED)]
     pub demo_speed: f64,
+    /// Compute and export every decision (/metrics, logs, GET /models) but answer KEDA
+    /// with the replicas running now (engines reporting metrics, or
+    /// --current-replicas-query); unknown counts are UNAVAILABLE, never 0.
+    #[arg(long, env = "SLO_SCALER_OBSERVE_ONLY")]
+    pub observe_only: bool,
+    /// With --observe-only: PromQL counting one variant's running replicas, with `{model}`
+    /// and `{variant}` placeholders, e.g.
+    /// `kube_deployment_status_replicas_ready{deployment="{model}-{variant}"}`.
+    #[arg(
+        long,
+        env = "SLO_SCALER_CURRENT_REPLICAS_QUERY",
+        requires = "observe_only"
+    )]
+    pub current_replicas_query: Option<String>,
 }
 
 /// Where `serve` takes its fleet from.
@@ -250,6 +267,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             DemoPlanner::try_new(&config, args.demo_speed).context("building the demo fleet")?,
         )),
     };
+    let observe_only = if args.observe_only {
+        tracing::info!("observe-only: KEDA is answered with the running replicas");
+        Some(Box::new(
+            crate::recommend::observe_only::ConfigReplicas::from_config(
+                &config,
+                args.current_replicas_query.as_deref(),
+            )
+            .context("observe-only: building the running-replicas source")?,
+        )
+            as Box<dyn crate::recommend::observe_only::CurrentReplicas>)
+    } else {
+        None
+    };
+    let planner = crate::recommend::observe_only::ObserveOnly::maybe(planner, observe_only);
     if !args.kubernetes {
         if config.warm_pool.is_some() {
             anyhow::bail!(
@@ -428,5 +459,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => crate::commands::plan::run(args),
         Command::Backtest(args) => crate::commands::backtest::run(args),
         Command::Crd(args) => crate::commands::crd::run(args),
+        Command::Recommend(args) => crate::commands::recommend::run(args).await,
     }
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod planner;
 pub mod profile_data;
+pub mod recommend;
 pub mod server;
 pub mod sim;
 pub mod sizing;

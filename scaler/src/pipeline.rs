@@ -212,6 +212,28 @@ impl ModelPipeline {
         &self.name
     }
 
+    /// The demand forecaster (fed by [`ModelPipeline::observe`]); `recommend` reads its
+    /// forecasts hours ahead.
+    pub fn forecaster(&self) -> &Forecaster {
+        &self.forecaster
+    }
+
+    /// The forecast quantile the SLO's attainment calls for (0.95 for attainment 0.95).
+    pub fn quantile_level(&self) -> f64 {
+        self.quantile_level
+    }
+
+    /// The look-ahead of `demand_upper`: the slowest variant's cold start (at least one
+    /// forecast interval), seconds.
+    pub fn horizon_s(&self) -> f64 {
+        self.horizon_s
+    }
+
+    /// The latest observed demand `(unix_s, req/s)`.
+    pub fn last_observed(&self) -> Option<(f64, f64)> {
+        self.last
+    }
+
     /// Capacity per replica of each variant (req/s under the SLO).
     pub fn capacities(&self) -> BTreeMap<String, f64> {
         self.variants

@@ -6,3 +6,4 @@ pub mod forecast_eval;
 pub mod latency;
 pub mod plan;
 pub mod profile;
+pub mod recommend;
