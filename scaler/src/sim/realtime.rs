@@ -36,7 +36,7 @@ use super::router::Routing;
 use super::workload::{SimRequest, TokenLengths};
 
 /// A request-rate curve: requests/s at a simulated time.
-pub type RateFn = Box<dyn Fn(f64) -> f64 + Send>;
+pub type RateFn = Box<dyn Fn(f64) -> f64 + Send + Sync>;
 
 /// Requests generated as time advances: a Poisson process whose rate follows `rate(t)`,
 /// sampled by thinning (candidates at `max_rate_per_s`, each kept with probability
