@@ -46,6 +46,10 @@ fn main() {
             RequestMix::fixed(1024.0, 256.0).expect("valid"),
         ),
         (
+            "short outputs 2048/28",
+            RequestMix::fixed(2048.0, 28.0).expect("valid"),
+        ),
+        (
             "64-bin distributions",
             RequestMix {
                 prompt_tokens: dist.clone(),

@@ -280,10 +280,15 @@ pub struct Prediction {
     pub saturated: bool,
     /// Mean running batch (sequences decoding) per replica.
     pub batch: f64,
-    /// Mean decode step time per replica (= mean TPOT).
+    /// Mean decode step time per replica, prompts mixed in included (close to, but not
+    /// exactly, the mean TPOT: see [`Prediction::tpot_mean_ms`]).
     pub step_ms: f64,
     /// Highest arrival rate per replica the replica sustains (req/s).
     pub saturation_rate_per_s: f64,
+    /// Mean TPOT over requests (what GuideLLM reports as `tpot_ms_mean`). Above
+    /// [`Prediction::step_ms`] for short outputs: prompts that arrive during a request's own
+    /// (long) prefill step are mixed into its first decode step.
+    pub tpot_mean_ms: f64,
 }
 
 /// The mix reduced to the moments the model needs, for one profile. Build once, predict many.
@@ -305,6 +310,12 @@ pub struct LatencyModel {
     slots: f64,
     /// Squared coefficient of variation of the output length (slot holding time).
     output_cv2: f64,
+    /// `(decode steps after the first token, probability)` per output point with a TPOT
+    /// (at least 2 output tokens), probabilities renormalised.
+    tpot_steps: Vec<(f64, f64)>,
+    /// Size of one prefill "jump" in the steps of a request (ms): `κ·E[W²]/E[W]`, so that a
+    /// Poisson stream of equal jumps has the mean and variance of the real prompt mix.
+    jump_ms: f64,
 }
 
 impl LatencyModel {
@@ -347,6 +358,16 @@ impl LatencyModel {
             prefill_work_sq_ms2: mix.prompt_tokens.expect(|t| pf.work_ms(t).powi(2)),
             slots,
             output_cv2: (mean_o2 / (mean_o * mean_o) - 1.0).max(0.0),
+            tpot_steps: tpot_steps(o),
+            jump_ms: {
+                let w = mix.prompt_tokens.expect(|t| pf.work_ms(t));
+                let w2 = mix.prompt_tokens.expect(|t| pf.work_ms(t).powi(2));
+                if w > 0.0 {
+                    profile.decode.mixed_prefill_factor * w2 / w
+                } else {
+                    0.0
+                }
+            },
         })
     }
 
@@ -394,18 +415,17 @@ impl LatencyModel {
         let rho_steps = lam * self.step_work_per_request_ms();
         let step_ms = d0 / (1.0 - rho_steps);
         let batch = (lam * self.mean_output_tokens * step_ms).min(self.slots);
-        // Time per token at a batch `b`: the decode step plus the prompts mixed into it.
+        // Share of the steps' time left to decoding once the prompts mixed in are served.
         let pf_share = 1.0 - lam * self.kappa * self.prefill_work_ms;
         // GPU busy fraction with the full prefill work: what prompts queue behind.
         let rho = lam * self.work_per_request_ms();
-        let tpot_at = |b: f64| (d0 + self.c_seq_ms * b.min(self.slots)) / pf_share;
-        // The running batch fluctuates about its mean like a Poisson count (M/G/∞ below the
-        // slot limit): a request's TPOT percentile follows the batch percentile.
-        let sd = batch.sqrt();
+        // Mean step time (the batch may be capped at the slot count under saturation).
+        let mean_step_ms = (d0 + self.c_seq_ms * batch) / pf_share;
+        let tpot = self.tpot_dist(lam, batch);
         let tpot_ms = PercentilesMs {
-            p50: tpot_at(batch),
-            p90: tpot_at(batch + Z90 * sd),
-            p99: tpot_at(batch + Z99 * sd),
+            p50: tpot.quantile(0.5),
+            p90: tpot.quantile(0.9),
+            p99: tpot.quantile(0.99),
         };
         let ttft_ms = if saturated {
             PercentilesMs {
@@ -432,9 +452,92 @@ impl LatencyModel {
             utilization: lambda_s / sat_s,
             saturated,
             batch,
-            step_ms: tpot_ms.p50,
+            step_ms: mean_step_ms,
             saturation_rate_per_s: sat_s,
+            tpot_mean_ms: tpot.mean(),
         })
+    }
+
+    /// Distribution of a request's TPOT at arrival rate `lam` (per ms) with mean batch
+    /// `batch`.
+    ///
+    /// A request with `O` output tokens is timed over the `k = O − 1` decode steps after its
+    /// first token. Those steps carry the decode batch (`D = d0 + c_seq·B` each) and every
+    /// prompt that arrived from the start of its own prefill step to the end of its `k`-th
+    /// step, each adding a prefill jump `s`. Arrivals during a jump lengthen the window
+    /// and so bring more arrivals: the number of jumps `N` is the number served in a busy
+    /// period of an M/D/1 queue started by the work `k·D + κE[W]` (its own mixed prefill),
+    /// which is generalized-Poisson (Consul) with `θ = (η/s)·(k·D + κE[W])`, `η = λκE[W]`.
+    /// So `TPOT = D + s·N/k + Y`: few prompts over few steps give a wide, skewed tail that
+    /// shrinks as `O` grows, while the mean is the step time `D/(1 − η)` plus a small term
+    /// for prompts that arrived during the request's own prefill. `Y` is the batch-size
+    /// fluctuation (Poisson count about `B`, as in M/G/∞, scaled by `1/(1 − η)` for the extra
+    /// prompts a longer step collects), capped where the batch reaches the slot count.
+    fn tpot_dist(&self, lam: f64, batch: f64) -> TpotDist {
+        let d0 = self.profile.decode.base_ms;
+        let eta = (lam * self.kappa * self.prefill_work_ms).clamp(0.0, 0.999);
+        let free = 1.0 - eta;
+        let base = d0 + self.c_seq_ms * batch;
+        let sigma = self.c_seq_ms * batch.sqrt() / free;
+        let y_cap = (self.c_seq_ms * (self.slots - batch)).max(0.0) / free;
+        let s = self.jump_ms;
+        // Work that opens the window besides the decode steps: the own prompt, and the
+        // prompts admitted together with it, which arrived during the step in progress when
+        // it arrived. That step is length-biased (an arrival more likely lands in a long,
+        // prefill-laden step): mean `E[τ²]/E[τ] = τ + η·s/(1 − η²)`, with the step-time
+        // variance of `τ_j = D + Σ prompts mixed in`, prompts arriving during `τ_{j−1}`.
+        // The replica is busy with probability `1 − e^{−B}` (Poisson batch).
+        let tau = base / free;
+        let co_admitted = (1.0 - (-batch).exp()) * (tau + eta * s / (1.0 - eta * eta));
+        let own = self.kappa * self.prefill_work_ms + co_admitted;
+        let mut pmf = Vec::new();
+        let mut points = Vec::with_capacity(self.tpot_steps.len());
+        for &(k, w) in &self.tpot_steps {
+            let theta = if s > 0.0 && eta > 0.0 {
+                eta / s * (k * base + own)
+            } else {
+                0.0
+            };
+            let mean_n = theta / free;
+            let mean_ms = base + s * mean_n / k;
+            let start = pmf.len();
+            let jumps = if theta == 0.0 {
+                pmf.push((1.0, 1.0));
+                Jumps::Exact { start, len: 1 }
+            } else if k <= MAX_EXACT_STEPS && push_generalized_poisson(&mut pmf, theta, eta) {
+                Jumps::Exact {
+                    start,
+                    len: pmf.len() - start,
+                }
+            } else {
+                // Cumulants of the generalized Poisson: θ/(1−η), θ/(1−η)³, θ(1+2η)/(1−η)⁵.
+                let b = s / k;
+                let var_ms2 = sigma * sigma + b * b * theta / free.powi(3);
+                let k3 = b.powi(3) * theta * (1.0 + 2.0 * eta) / free.powi(5);
+                let sd_ms = var_ms2.sqrt();
+                Jumps::Approx {
+                    sd_ms,
+                    skew: if sd_ms > 0.0 {
+                        k3 / var_ms2 / sd_ms
+                    } else {
+                        0.0
+                    },
+                }
+            };
+            points.push(TpotPoint {
+                weight: w,
+                base_ms: base,
+                jump_per_token_ms: s / k,
+                mean_ms,
+                jumps,
+            });
+        }
+        TpotDist {
+            points,
+            pmf,
+            sigma_ms: sigma,
+            y_cap_ms: y_cap,
+        }
     }
 
     /// Waiting before the own prefill starts: behind other prompts (M/G/1 on prefill work,
@@ -461,8 +564,261 @@ impl LatencyModel {
     }
 }
 
-const Z90: f64 = 1.281_551_565_545;
-const Z99: f64 = 2.326_347_874_041;
+/// Decode steps per request up to which its TPOT sums the exact pmf of prefill jumps (few
+/// steps: few, large jumps, a lumpy distribution). Longer outputs collect many small jumps and
+/// use the normal-power approximation with the exact mean, variance and skewness. Chosen by
+/// output length only, so a prediction stays monotone in the rate.
+const MAX_EXACT_STEPS: f64 = 128.0;
+/// Longest exact pmf kept per output point.
+const MAX_PMF_TERMS: usize = 2048;
+
+/// The number of prefill jumps in a request's decode window, per output point.
+#[derive(Debug, Clone, Copy)]
+enum Jumps {
+    /// `pmf[start..start + len]` holds `(P(N = n), P(N ≤ n))` for `n = 0..len`.
+    Exact { start: usize, len: usize },
+    /// Many jumps: TPOT by the normal-power approximation about the point's mean.
+    Approx { sd_ms: f64, skew: f64 },
+}
+
+/// One output length's TPOT distribution.
+#[derive(Debug, Clone, Copy)]
+struct TpotPoint {
+    weight: f64,
+    /// Decode part of a step at the mean batch.
+    base_ms: f64,
+    /// What one prefill jump adds to this request's TPOT (`s/k`).
+    jump_per_token_ms: f64,
+    mean_ms: f64,
+    jumps: Jumps,
+}
+
+/// TPOT over requests: a mixture over output lengths.
+#[derive(Debug, Clone)]
+struct TpotDist {
+    points: Vec<TpotPoint>,
+    pmf: Vec<(f64, f64)>,
+    /// Standard deviation of the batch term `Y`.
+    sigma_ms: f64,
+    /// `Y` never exceeds this (the batch is capped at the slot count).
+    y_cap_ms: f64,
+}
+
+impl TpotDist {
+    fn mean(&self) -> f64 {
+        self.points.iter().map(|p| p.weight * p.mean_ms).sum()
+    }
+
+    /// `P(Y ≤ y)` for the batch term.
+    fn batch_cdf(&self, y: f64) -> f64 {
+        if y >= self.y_cap_ms {
+            1.0
+        } else if self.sigma_ms > 0.0 {
+            normal_cdf(y / self.sigma_ms)
+        } else if y >= 0.0 {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    fn point_cdf(&self, p: &TpotPoint, t: f64) -> f64 {
+        match p.jumps {
+            Jumps::Approx { sd_ms, skew } => {
+                if sd_ms > 0.0 {
+                    normal_power_cdf((t - p.mean_ms) / sd_ms, skew)
+                } else if t >= p.mean_ms {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Jumps::Exact { start, len } => {
+                let pmf = &self.pmf[start..start + len];
+                let x = t - p.base_ms;
+                if p.jump_per_token_ms <= 0.0 || len == 1 {
+                    return pmf[0].1 * self.batch_cdf(x);
+                }
+                // Jump counts whose batch term is certainly below / above the window where
+                // the normal CDF is neither 0 nor 1 (6.5 σ: below 5e-11).
+                let y_hi = (6.5 * self.sigma_ms).min(self.y_cap_ms);
+                let y_lo = -6.5 * self.sigma_ms;
+                let full = ((x - y_hi) / p.jump_per_token_ms).floor();
+                let last = ((x - y_lo) / p.jump_per_token_ms).floor();
+                if last < 0.0 {
+                    return 0.0;
+                }
+                let last = (last as usize).min(len - 1);
+                let (mut sum, first) = if full >= 0.0 {
+                    let f = (full as usize).min(len - 1);
+                    (pmf[f].1, f + 1)
+                } else {
+                    (0.0, 0)
+                };
+                for (n, &(pn, _)) in pmf.iter().enumerate().take(last + 1).skip(first) {
+                    sum += pn * self.batch_cdf(x - p.jump_per_token_ms * n as f64);
+                }
+                sum
+            }
+        }
+    }
+
+    fn cdf(&self, t: f64) -> f64 {
+        self.points
+            .iter()
+            .map(|p| p.weight * self.point_cdf(p, t))
+            .sum()
+    }
+
+    /// Quantile `q` of the mixture: the smallest `t` (to 1e-7 relative) with CDF ≥ `q`.
+    fn quantile(&self, q: f64) -> f64 {
+        let spread = 9.0 * self.sigma_ms;
+        let mut lo = f64::INFINITY;
+        let mut hi: f64 = 0.0;
+        for p in &self.points {
+            lo = lo.min(p.base_ms - spread);
+            let top = match p.jumps {
+                Jumps::Approx { sd_ms, skew } => p.mean_ms + (9.0 + 14.0 * skew) * sd_ms,
+                Jumps::Exact { len, .. } => {
+                    p.base_ms + p.jump_per_token_ms * len as f64 + spread.min(self.y_cap_ms)
+                }
+            };
+            hi = hi.max(top);
+        }
+        lo = lo.max(0.0);
+        let mut f_lo = self.cdf(lo) - q;
+        if f_lo >= 0.0 {
+            return lo;
+        }
+        let mut f_hi = self.cdf(hi) - q;
+        while f_hi < 0.0 {
+            hi *= 2.0;
+            f_hi = self.cdf(hi) - q;
+        }
+        // Illinois (regula falsi with halving of the stale end's value): converges in about
+        // ten CDF evaluations where bisection takes thirty; the bracket always holds the root.
+        let mut side = 0i8;
+        for _ in 0..60 {
+            if hi - lo <= 1e-7 * hi.abs().max(1e-3) {
+                break;
+            }
+            let mut mid = hi - f_hi * (hi - lo) / (f_hi - f_lo);
+            if !(mid > lo && mid < hi) {
+                mid = 0.5 * (lo + hi);
+            }
+            let f_mid = self.cdf(mid) - q;
+            if f_mid < 0.0 {
+                lo = mid;
+                f_lo = f_mid;
+                if side == -1 {
+                    f_hi *= 0.5;
+                }
+                side = -1;
+            } else {
+                hi = mid;
+                f_hi = f_mid;
+                if side == 1 {
+                    f_lo *= 0.5;
+                }
+                side = 1;
+            }
+        }
+        hi
+    }
+}
+
+/// Appends the generalized-Poisson pmf `P(N = n) = θ(θ + nη)^{n−1} e^{−θ−nη} / n!` with
+/// its running CDF, until the CDF is within 1e-12 of 1. Returns false (and appends nothing)
+/// if that takes more than [`MAX_PMF_TERMS`] terms.
+fn push_generalized_poisson(pmf: &mut Vec<(f64, f64)>, theta: f64, eta: f64) -> bool {
+    let start = pmf.len();
+    let ln_theta = theta.ln();
+    let mut ln_fact = 0.0;
+    let mut cum = 0.0;
+    for n in 0..MAX_PMF_TERMS {
+        let nf = n as f64;
+        let ln_p = if n == 0 {
+            -theta
+        } else {
+            ln_fact += nf.ln();
+            ln_theta + (nf - 1.0) * (theta + nf * eta).ln() - theta - nf * eta - ln_fact
+        };
+        let p = ln_p.exp();
+        cum += p;
+        pmf.push((p, cum.min(1.0)));
+        if cum >= 1.0 - 1e-12 {
+            return true;
+        }
+    }
+    pmf.truncate(start);
+    false
+}
+
+/// `(decode steps after the first token, probability)` for the output points that have a
+/// TPOT (2 or more tokens); if none has, every point counts with at least one step.
+fn tpot_steps(o: &TokenDist) -> Vec<(f64, f64)> {
+    let with: Vec<(f64, f64)> = o
+        .points()
+        .iter()
+        .filter(|p| p.0 >= 2.0)
+        .map(|&(t, w)| (t - 1.0, w))
+        .collect();
+    let total: f64 = with.iter().map(|p| p.1).sum();
+    if with.is_empty() || total <= 0.0 {
+        return o
+            .points()
+            .iter()
+            .map(|&(t, w)| ((t - 1.0).max(1.0), w))
+            .collect();
+    }
+    let with: Vec<(f64, f64)> = with.into_iter().map(|(k, w)| (k, w / total)).collect();
+    // TPOT varies smoothly with the output length: 16 bins keep the mixture cheap to invert.
+    if with.len() > MAX_TPOT_POINTS {
+        merge_bins(&with, MAX_TPOT_POINTS)
+    } else {
+        with
+    }
+}
+
+/// Output-length points the TPOT mixture keeps (more are merged into quantile bins).
+const MAX_TPOT_POINTS: usize = 16;
+
+/// CDF of a standardised variable with skewness `skew` by the normal-power approximation
+/// (quantile `z + skew/6·(z² − 1)`, inverted); monotone, and exact normal at `skew = 0`.
+fn normal_power_cdf(z: f64, skew: f64) -> f64 {
+    if skew <= 1e-9 {
+        return normal_cdf(z);
+    }
+    let a = 3.0 / skew;
+    let r = a * a + 2.0 * a * z + 1.0;
+    if r <= 0.0 {
+        return 0.0;
+    }
+    normal_cdf(r.sqrt() - a)
+}
+
+/// Standard normal CDF via the complementary error function (Numerical Recipes `erfcc`,
+/// relative error below 1.2e-7).
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
 
 /// Waiting time: 0 with probability `1 − prob`, else exponential with mean `cond_mean_ms`.
 #[derive(Debug, Clone, Copy)]

@@ -236,3 +236,21 @@ fn huge_slot_counts_stay_cheap_and_consistent() {
     assert!(start.elapsed().as_millis() < 100, "{:?}", start.elapsed());
     assert!(p.ttft_ms.p99.is_finite() && !p.saturated);
 }
+
+#[test]
+fn few_decode_steps_after_long_prompts_widen_the_tpot_tail() {
+    // Same utilisation, same prompts: 28 output tokens see a handful of whole prefills in
+    // their steps, 1024 see many that average out.
+    let prof = profile(400_000, 512);
+    let tail = |o: f64| {
+        let m = LatencyModel::new(&prof, &mix(2048.0, o)).expect("model");
+        let p = m.predict(0.7 * m.saturation_rate_per_s(), 1).expect("p");
+        assert!(p.tpot_mean_ms >= p.step_ms - 1e-9, "{p:?}");
+        p.tpot_ms.p90 / p.tpot_ms.p50
+    };
+    let (short, long) = (tail(28.0), tail(1024.0));
+    assert!(
+        short > 1.5 && long < 1.2,
+        "p90/p50: short {short}, long {long}"
+    );
+}

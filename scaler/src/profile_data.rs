@@ -660,7 +660,7 @@ pub struct PointCheck {
     pub low_rate: bool,
     /// Measured TPOT mean.
     pub tpot_ms_measured: f64,
-    /// Predicted TPOT (mean step).
+    /// Predicted TPOT (mean over requests).
     pub tpot_ms_predicted: f64,
     /// Measured TTFT median.
     pub ttft_ms_measured: f64,
@@ -733,7 +733,7 @@ pub fn validate_guidellm(table: &Table, opts: &FitOptions) -> anyhow::Result<Gui
                 load_fraction: p.req_per_s / thr.req_per_s,
                 low_rate: is_low_rate(&sweep, p, opts.low_rate_points),
                 tpot_ms_measured: p.tpot_ms_mean,
-                tpot_ms_predicted: pred.tpot_ms.p50,
+                tpot_ms_predicted: pred.tpot_mean_ms,
                 ttft_ms_measured: p.ttft_ms_median,
                 ttft_ms_predicted: pred.ttft_ms.p50,
             });
