@@ -4,9 +4,10 @@
 //! At construction it computes, for every 60 s bin of the workload, the **cheapest integer
 //! mix of replicas across all variants** whose analytic capacity under the SLO covers that
 //! bin's arrival rate (the exact least-cost planner `crate::sizing::plan_fleet`, the one
-//! `slo-scaler` uses, with nothing running beforehand so nothing biases it). At each sync it
-//! asks, per variant, for the most that mix needs over the bins from now until its cold
-//! start plus one bin has passed (replicas asked for now serve only then), and goes through
+//! `slo-scaler` uses, with nothing running beforehand so nothing biases it): the lower
+//! bound. At each sync it asks for the cheapest cover of the highest bin rate from now
+//! until a cold start plus one bin has passed (replicas asked for now serve only then), and
+//! goes through
 //! the same KEDA/HPA semantics as every policy (cold starts, HPA tolerance, scale-down
 //! window). It may scale to zero.
 //!
@@ -32,13 +33,15 @@ use crate::sizing::{ModelSpec, Problem, VariantSpec, plan_fleet};
 #[derive(Debug, Clone)]
 pub struct Oracle {
     mins: Vec<u32>,
-    /// Per bin, replicas per variant of the cheapest cover.
-    plan: Vec<Vec<u32>>,
     /// Per bin, the cheapest cover's price per hour.
     plan_cost_per_hour: Vec<f64>,
     /// Per variant, bins to look ahead (cold start + one bin).
     lookahead_bins: Vec<usize>,
     bin_s: f64,
+    rates_per_s: Vec<f64>,
+    cover: CoverContext,
+    /// Covers already computed, by rate.
+    memo: BTreeMap<u64, Vec<u32>>,
 }
 
 impl Oracle {
@@ -48,21 +51,17 @@ impl Oracle {
         let caps: Vec<f64> = (0..ctx.variants.len())
             .map(|i| ctx.capacity_rps(i))
             .collect();
-        let mut memo: BTreeMap<u64, (Vec<u32>, f64)> = BTreeMap::new();
-        let mut plan = Vec::with_capacity(ctx.arrival_rates_per_s.len());
+        let mut memo: BTreeMap<u64, f64> = BTreeMap::new();
         let mut plan_cost_per_hour = Vec::with_capacity(ctx.arrival_rates_per_s.len());
         for &rate in &ctx.arrival_rates_per_s {
-            let (counts, cost) = memo
+            let cost = *memo
                 .entry(rate.to_bits())
-                .or_insert_with(|| cheapest_cover(ctx, &caps, rate))
-                .clone();
-            plan.push(counts);
+                .or_insert_with(|| cheapest_cover(ctx, &caps, rate).1);
             plan_cost_per_hour.push(cost);
         }
         let bin_s = ctx.arrival_bin_s;
         Self {
             mins: ctx.variants.iter().map(|v| v.min).collect(),
-            plan,
             plan_cost_per_hour,
             lookahead_bins: ctx
                 .variants
@@ -70,6 +69,16 @@ impl Oracle {
                 .map(|v| (v.profile.lifecycle.cold_start_s / bin_s).ceil() as usize + 1)
                 .collect(),
             bin_s,
+            rates_per_s: ctx.arrival_rates_per_s.clone(),
+            cover: CoverContext {
+                ctx: PolicyContext {
+                    arrival_rates_per_s: Vec::new(),
+                    history_rates_per_s: Vec::new(),
+                    ..ctx.clone()
+                },
+                caps,
+            },
+            memo: BTreeMap::new(),
         }
     }
 
@@ -80,11 +89,30 @@ impl Oracle {
         self.plan_cost_per_hour.iter().sum::<f64>() * self.bin_s / 3600.0
     }
 
-    fn needed(&self, variant: usize, from_bin: usize) -> u32 {
-        let to = (from_bin + self.lookahead_bins[variant] + 1).min(self.plan.len());
-        self.plan
+    /// The cheapest cover of the highest bin rate from `from_bin` over the longest
+    /// look-ahead: one mix for the whole window (per-bin mixes maxed per variant would hold
+    /// the union of two mixes whenever the cheapest one flips).
+    fn needed(&self, ctx_caps: &CoverContext, from_bin: usize) -> Vec<u32> {
+        let ahead = self.lookahead_bins.iter().copied().max().unwrap_or(1);
+        let to = (from_bin + ahead + 1).min(self.rates_per_s.len());
+        let peak = self
+            .rates_per_s
             .get(from_bin.min(to)..to)
-            .map_or(0, |bins| bins.iter().map(|b| b[variant]).max().unwrap_or(0))
+            .map_or(0.0, |r| r.iter().copied().fold(0.0, f64::max));
+        ctx_caps.cover(peak).0
+    }
+}
+
+/// What a cover is computed from (the policy keeps it to plan at each sync).
+#[derive(Debug, Clone)]
+struct CoverContext {
+    ctx: PolicyContext,
+    caps: Vec<f64>,
+}
+
+impl CoverContext {
+    fn cover(&self, rate: f64) -> (Vec<u32>, f64) {
+        cheapest_cover(&self.ctx, &self.caps, rate)
     }
 }
 
@@ -141,10 +169,19 @@ impl Policy for Oracle {
 
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
         let bin = (obs.now_s / self.bin_s).floor().max(0.0) as usize;
+        let key = bin as u64;
+        let counts = match self.memo.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.needed(&self.cover, bin);
+                self.memo.insert(key, c.clone());
+                c
+            }
+        };
         self.mins
             .iter()
-            .enumerate()
-            .map(|(v, m)| Wish::replicas(f64::from(self.needed(v, bin).max(*m))))
+            .zip(&counts)
+            .map(|(m, n)| Wish::replicas(f64::from((*n).max(*m))))
             .collect()
     }
 
@@ -156,15 +193,13 @@ impl Policy for Oracle {
         if self.mins.len() != default.len() {
             return default.to_vec();
         }
-        // Warm at time 0 with what the first bins need (the fleet ran before the slice,
+        // Warm at time 0 with what the first minutes need (the fleet ran before the slice,
         // as every policy's initial pool assumes).
+        let counts = self.needed(&self.cover, 0);
         self.mins
             .iter()
-            .enumerate()
-            .map(|(v, m)| {
-                let first = self.plan.iter().take(2).map(|b| b[v]).max().unwrap_or(0);
-                first.max(*m)
-            })
+            .zip(&counts)
+            .map(|(m, n)| (*n).max(*m))
             .collect()
     }
 }
