@@ -275,8 +275,8 @@ mod tests {
         // The worked number of docs/simulator.md: λ 50, I 40, D 1.5 s, p90 → ≈ 59 req/s.
         assert!((f(40.0, 1.5) - 59.0).abs() < 1.0, "{}", f(40.0, 1.5));
         // It is the maximum over spans: no span needs more.
-        let (lambda, i, d, z) = (50.0, 40.0, 1.5, z_of(Percentile::P90));
-        let a = z * ((i - 1.0) * lambda as f64).sqrt();
+        let (lambda, i, d, z): (f64, f64, f64, f64) = (50.0, 40.0, 1.5, z_of(Percentile::P90));
+        let a: f64 = z * ((i - 1.0) * lambda).sqrt();
         let best = f(i, d);
         for k in 1..6000 {
             let tau = f64::from(k) * 0.01;

@@ -853,7 +853,7 @@ mod tests {
             for k in 0..240 {
                 // A fixed ±1 sd pattern per non-overlapping window: deterministic, and its
                 // pair differences have the variance of the stated dispersion.
-                let window = k / 4;
+                let window = (k / 4) as usize;
                 let sign = [1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0][window % 8];
                 fleet.observe("llama", f64::from(k) * 15.0, 40.0 + sign * sd);
                 d = fleet.tick(f64::from(k) * 15.0);

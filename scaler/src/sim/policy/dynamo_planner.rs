@@ -135,11 +135,11 @@ pub fn arima_next(series: &[f64]) -> Option<f64> {
             let x: Vec<f64> = std::iter::once(1.0)
                 .chain((1..=p).map(|j| d[t - j]))
                 .collect();
-            for i in 0..k {
-                for j in 0..k {
-                    a[i][j] += x[i] * x[j];
+            for (row, xi) in a.iter_mut().zip(&x) {
+                for (cell, xj) in row.iter_mut().zip(&x) {
+                    *cell += xi * xj;
                 }
-                a[i][k] += x[i] * d[t];
+                row[k] += xi * d[t];
             }
         }
         let Some(beta) = solve(a) else { continue };
@@ -168,11 +168,12 @@ fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
             return None;
         }
         a.swap(c, piv);
-        for r in 0..k {
+        let pivot_row = a[c].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != c {
-                let f = a[r][c] / a[c][c];
-                for j in c..=k {
-                    a[r][j] -= f * a[c][j];
+                let f = row[c] / pivot_row[c];
+                for (cell, p) in row.iter_mut().zip(&pivot_row).skip(c) {
+                    *cell -= f * p;
                 }
             }
         }
