@@ -106,6 +106,8 @@ pub struct PolicyContext {
     /// per `forecast_interval_s`, oldest first, the last ending at time 0 — what `serve`
     /// backfills from Prometheus at start. Empty when the slice starts the trace.
     pub history_rates_per_s: Vec<f64>,
+    /// Window of the arrival rate policies observe, seconds (the fleet's `rate_window_s`).
+    pub rate_window_s: f64,
 }
 
 impl PolicyContext {
@@ -139,6 +141,8 @@ pub const POLICY_NAMES: &[&str] = &[
     "aibrix-kpa",
     "llmd-slo",
     "dynamo-planner",
+    "dynamo-planner-arima",
+    "dynamo-planner-kalman",
     "slo-scaler",
     "oracle",
 ];
@@ -155,6 +159,14 @@ pub fn build(name: &str, ctx: &PolicyContext) -> Result<Box<dyn Policy>, PolicyE
         "aibrix-kpa" => Box::new(aibrix_kpa::AibrixKpa::new(ctx)),
         "llmd-slo" => Box::new(llmd_slo::LlmdSlo::new(ctx)),
         "dynamo-planner" => Box::new(dynamo_planner::DynamoPlanner::new(ctx)),
+        "dynamo-planner-arima" => Box::new(dynamo_planner::DynamoPlanner::with_predictor(
+            ctx,
+            dynamo_planner::Predictor::Arima,
+        )),
+        "dynamo-planner-kalman" => Box::new(dynamo_planner::DynamoPlanner::with_predictor(
+            ctx,
+            dynamo_planner::Predictor::Kalman,
+        )),
         "slo-scaler" => Box::new(slo_scaler::SloScaler::new(ctx)?),
         "oracle" => Box::new(oracle::Oracle::new(ctx)),
         _ => {

@@ -52,7 +52,8 @@ impl SloScaler {
                 forecast_interval_s: ctx.forecast_interval_s,
             },
             ctx.stabilization,
-        )?;
+        )?
+        .with_burst_sizing(ctx.rate_window_s);
         let mut fleet = Fleet::new(vec![pipeline], None);
         // History before the slice, as `serve` backfills it: one sample per interval.
         let n = ctx.history_rates_per_s.len();
