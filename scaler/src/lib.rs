@@ -23,6 +23,7 @@ pub mod sim;
 pub mod sizing;
 pub mod stabilization;
 pub mod telemetry;
+pub mod tiers;
 pub mod trace;
 
 /// Generated from `proto/externalscaler.proto` by `protox` at build time.
