@@ -67,7 +67,7 @@ fn the_warm_pool_removes_most_cold_start_waits_after_idle_spells() {
         warm.cost,
         warm.scale_to_zero.warm_gpu_hours
     );
-    assert!(plain.scale_to_zero.tiers && warm.scale_to_zero.tiers);
+    assert!(!plain.scale_to_zero.tiers && warm.scale_to_zero.tiers);
     assert!(
         plain.requests_waited_on_cold_start > 100,
         "plain scale-to-zero goes cold between spells: {}",

@@ -9,7 +9,7 @@
 //! - **Waking** takes the profile's `lifecycle.wake_from_sleep_s`; the replica then serves
 //!   with an empty cache. A replica told to sleep but still draining is simply kept.
 //! - **Wake on demand**: a request that finds no serving replica while one sleeps and
-//!   nothing is starting or waking wakes one after [`WAKE_TRIGGER_S`] (the scaler sees
+//!   nothing is waking wakes one after [`WAKE_TRIGGER_S`] (the scaler sees
 //!   `waiting > 0` at its next evaluation) plus the wake time.
 //! - A sleeping pod is a running, ready pod to Kubernetes: it is billed and counted in the
 //!   Deployment's replicas; its hours are reported as warm.
@@ -78,10 +78,8 @@ impl Sim<'_> {
         }
         self.outcomes[id].waited_on_cold_start = true;
         self.gateway.push_back(id);
-        let coming = self
-            .slots
-            .iter()
-            .any(|s| matches!(s.state, SlotState::Starting | SlotState::Waking));
+        // A cold start under way does not stop a wake: it takes minutes, a wake seconds.
+        let coming = self.slots.iter().any(|s| s.state == SlotState::Waking);
         if !coming
             && let Some(slot) = (0..self.slots.len()).find(|&i| self.slots[i].state == SlotState::Asleep)
         {
@@ -128,14 +126,15 @@ impl Sim<'_> {
         }
     }
 
-    /// Brings variant `v` to `hot` serving replicas (starting ones count: they will serve)
-    /// by putting the least valuable to sleep or waking sleeping ones; never adds pods.
+    /// Brings variant `v` to `hot` serving replicas (ready or waking; a cold start under
+    /// way does not count: a sleeping replica wakes sooner) by putting the least valuable to
+    /// sleep or waking sleeping ones; never adds pods.
     pub(super) fn set_hot(&mut self, v: usize, hot: u32, now_s: f64) {
         let of_v = |s: &super::Slot, st: &[SlotState]| s.variant == v && st.contains(&s.state);
         let serving = self
             .slots
             .iter()
-            .filter(|s| of_v(s, &[SlotState::Ready, SlotState::Starting, SlotState::Waking]))
+            .filter(|s| of_v(s, &[SlotState::Ready, SlotState::Waking]))
             .count() as u32;
         if serving > hot {
             let ready: Vec<usize> = self

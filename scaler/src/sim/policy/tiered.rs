@@ -7,7 +7,7 @@
 //! | `slo-scaler-warm-rs` | warm pool on | the ReplicaSet's default order |
 //! | `scale-to-zero` | warm pool off: idle models go cold at once (plain scale-to-zero) | the ReplicaSet's default order |
 //!
-//! KEDA is told `hot + warm` (the pods that exist, with target 1); the simulator puts the
+//! KEDA is told `hot + warm` (the pods that exist, with target 1); with a warm pool the simulator puts the
 //! pods beyond `hot` to sleep and wakes them ([`super::Policy::hot_replicas`]).
 
 use super::{Observation, Policy, PolicyContext, PolicyError, Wish};
@@ -31,6 +31,7 @@ pub struct Tiered {
     hot: Vec<u32>,
     victims: VictimRule,
     warm_cost_fraction: f64,
+    warm_pool: bool,
 }
 
 impl Tiered {
@@ -74,6 +75,7 @@ impl Tiered {
             hot: ctx.variants.iter().map(|v| v.min).collect(),
             victims,
             warm_cost_fraction: tiers.warm_cost_fraction,
+            warm_pool: tiers.warm_pool,
         })
     }
 }
@@ -106,7 +108,8 @@ impl Policy for Tiered {
     }
 
     fn hot_replicas(&self) -> Option<Vec<u32>> {
-        Some(self.hot.clone())
+        // Plain scale-to-zero never puts a pod to sleep: every pod KEDA keeps serves.
+        self.warm_pool.then(|| self.hot.clone())
     }
 
     fn victim_rule(&self) -> VictimRule {
