@@ -40,6 +40,7 @@ fn args(trace: PathBuf, duration_s: f64) -> BacktestArgs {
         slo_ttft_ms: None,
         slo_tpot_ms: None,
         timeline: false,
+        progress: false,
     }
 }
 
@@ -256,6 +257,7 @@ fn the_oracle_scales_ahead_of_a_step_and_reactive_policies_after_it() {
         arrival_bin_s: 60.0,
         history_rates_per_s: vec![],
         tiers: Default::default(),
+        rate_window_s: 60.0,
     };
     let replicas_at = |name: &str, t_s: f64| {
         let mut p = build(name, &ctx).unwrap();
@@ -283,4 +285,68 @@ fn the_oracle_scales_ahead_of_a_step_and_reactive_policies_after_it() {
     );
     let (_, dynamo) = replicas_at("dynamo-planner", 1500.0);
     assert!(dynamo.decisions >= 1 && dynamo.variants[0].max_replicas > 1);
+}
+
+/// The oracle is the cost reference (docs/simulator.md, section Oracle): on slices of all
+/// three traces, no policy is cheaper than it at an attainment at least its own, and its
+/// cost is at least the per-bin cheapest-cover bound it is built from.
+#[test]
+fn no_policy_is_cheaper_than_the_oracle_at_its_attainment() {
+    use slo_scaler::sim::policy::{build, oracle::Oracle};
+    let Some(data) = data() else { return };
+    let config = Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap();
+    let cases = [
+        // (trace, start, duration, scale, TTFT bound override)
+        (
+            "traces/azure2023/AzureLLMInferenceTrace_code.csv",
+            0.0,
+            1800.0,
+            1.0,
+            None,
+        ),
+        (
+            "traces/mooncake/conversation_trace.jsonl",
+            0.0,
+            1800.0,
+            1.0,
+            Some(5000.0),
+        ),
+        (
+            "traces/servegen/reason/deepseek-r1",
+            36_000.0,
+            1800.0,
+            0.5,
+            None,
+        ),
+    ];
+    for (trace, start_s, duration_s, scale, ttft) in cases {
+        let mut a = args(data.join(trace), duration_s);
+        a.start_s = start_s;
+        a.scale = scale;
+        a.slo_ttft_ms = ttft;
+        let p = prepare(&a.trace, &config, None, &a).unwrap();
+        let names = policy_names("all").unwrap();
+        let reports = run_policies(&p, &names, |_, _| {}).unwrap();
+        let oracle = reports.iter().find(|r| r.name == "oracle").unwrap();
+        let bound = Oracle::new(&p.ctx).lower_bound_cost();
+        assert!(
+            bound <= oracle.cost + 1e-9,
+            "{trace}: bound {bound} > oracle {}",
+            oracle.cost
+        );
+        assert!(build("oracle", &p.ctx).is_ok());
+        for r in &reports {
+            if r.attainment.both >= oracle.attainment.both {
+                assert!(
+                    r.cost >= oracle.cost * 0.999,
+                    "{trace}: {} reaches {:.4} (oracle {:.4}) at ${:.2} < oracle ${:.2}",
+                    r.name,
+                    r.attainment.both,
+                    oracle.attainment.both,
+                    r.cost,
+                    oracle.cost
+                );
+            }
+        }
+    }
 }

@@ -96,7 +96,10 @@ fn kv_aware_victims_keep_prefix_caches_better_than_the_replicaset_default() {
     let r = run(&a, "slo-scaler-warm,slo-scaler-warm-rs");
     let (kv, rs) = (&r[0].scale_to_zero, &r[1].scale_to_zero);
     eprintln!("kv-aware {kv:?}\nreplicaset {rs:?}");
-    assert_eq!((kv.victim_rule.as_str(), rs.victim_rule.as_str()), ("kv-aware", "replicaset-default"));
+    assert_eq!(
+        (kv.victim_rule.as_str(), rs.victim_rule.as_str()),
+        ("kv-aware", "replicaset-default")
+    );
     assert!(kv.scale_downs > 0 && rs.scale_downs > 0);
     assert!(
         kv.prefix_hit_rate_after_scale_down > rs.prefix_hit_rate_after_scale_down,

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use forecasting::burstiness::{DispersionEstimator, burst_demand_per_s, z_of};
 use forecasting::capacity::{Capacity, Slo, capacity_per_replica};
 use forecasting::correction::{CapacityCorrection, CorrectionSettings, LatencySample};
 use forecasting::forecast::{Forecaster, ForecasterConfig, Method, QUANTILE_LEVELS};
@@ -100,6 +101,10 @@ pub enum PipelineError {
     },
 }
 
+/// How long burst sizing remembers (an hour of rate pairs: enough for a stable estimate,
+/// short enough to follow a change of clients through the day).
+const BURST_MEMORY_S: f64 = 3600.0;
+
 struct VariantState {
     input: VariantInput,
     capacity: Capacity,
@@ -131,6 +136,12 @@ pub struct ModelPipeline {
     last_hot_s: Option<f64>,
     /// Smoothed demand of active spells (req/s), for the idle TTL.
     active_rps: f64,
+    /// Burst sizing: the dispersion of arrivals learnt from the demand samples (`None`: off,
+    /// the samples' window unknown).
+    dispersion: Option<DispersionEstimator>,
+    /// How long a request may queue before its TTFT bound is at risk: the bound minus the
+    /// slowest variant's idle median TTFT, seconds.
+    queue_budget_s: f64,
 }
 
 impl std::fmt::Debug for ModelPipeline {
@@ -164,6 +175,7 @@ impl ModelPipeline {
             .find(|l| *l >= input.target.attainment - 1e-9)
             .unwrap_or(0.99);
         let mut variants = Vec::new();
+        let mut queue_budget_s = input.target.slo.ttft_ms / 1e3;
         for v in input.variants {
             let capacity = capacity_per_replica(&v.profile, &input.mix, &input.target.slo)
                 .map_err(|source| PipelineError::Capacity {
@@ -177,6 +189,10 @@ impl ModelPipeline {
                     variant: v.name.clone(),
                     source: e.into(),
                 })?;
+            if let Ok(idle) = latency.predict(0.0, 1) {
+                queue_budget_s = queue_budget_s
+                    .min((input.target.slo.ttft_ms - idle.ttft_ms.at(Percentile::P50)) / 1e3);
+            }
             variants.push(VariantState {
                 input: v,
                 capacity,
@@ -212,6 +228,8 @@ impl ModelPipeline {
             tiers: None,
             last_hot_s: None,
             active_rps: 0.0,
+            dispersion: None,
+            queue_budget_s,
         })
     }
 
@@ -289,9 +307,43 @@ impl ModelPipeline {
             d.details.insert("tier_warm", f64::from(p.warm));
             d.details.insert("tier_ttl_s", t.ttl_s);
             d.details.insert("tier_critical_ratio", t.critical_ratio);
-            d.details.insert("tier_idle", if t.idle { 1.0 } else { 0.0 });
-            d.details.insert("tier_active", if t.active { 1.0 } else { 0.0 });
+            d.details
+                .insert("tier_idle", if t.idle { 1.0 } else { 0.0 });
+            d.details
+                .insert("tier_active", if t.active { 1.0 } else { 0.0 });
             d.reason = format!("{}; tiers: {}", d.reason, p.reason);
+        }
+    }
+
+    /// Turns on burst sizing: the demand samples fed to [`Self::observe`] are rates over
+    /// `sample_window_s` (the metrics' rate window), from which the pipeline learns how
+    /// bursty arrivals are (index of dispersion, `forecasting::burstiness`) and sizes for
+    /// the rate their bursts need within the TTFT budget, not only for the mean.
+    #[must_use]
+    pub fn with_burst_sizing(mut self, sample_window_s: f64) -> Self {
+        self.dispersion = Some(DispersionEstimator::new(sample_window_s, BURST_MEMORY_S));
+        self
+    }
+
+    /// The learnt index of dispersion of arrivals (1 = Poisson), once known.
+    pub fn arrival_dispersion(&self) -> Option<f64> {
+        self.dispersion
+            .as_ref()
+            .and_then(DispersionEstimator::index)
+    }
+
+    /// The rate to size for given the upper forecast `upper`: raised for bursts when burst
+    /// sizing is on and the dispersion is known, else `upper`.
+    pub fn burst_demand(&self, upper: f64) -> f64 {
+        match self.arrival_dispersion() {
+            Some(i) => burst_demand_per_s(
+                upper,
+                i,
+                self.queue_budget_s,
+                z_of(self.target.slo.percentile),
+                self.forecaster.config().interval_s,
+            ),
+            None => upper,
         }
     }
 
@@ -323,6 +375,9 @@ impl ModelPipeline {
             } else {
                 rps
             };
+        }
+        if let Some(d) = &mut self.dispersion {
+            d.observe(now_s, rps);
         }
         let interval = self.forecaster.config().interval_s;
         let idx = (now_s / interval).floor() as i64;
@@ -573,7 +628,7 @@ impl Fleet {
     /// Plans every model jointly and stabilises each; models without demand data yet are
     /// unavailable (never a guessed 0).
     pub fn tick(&mut self, now_s: f64) -> Vec<ModelDecision> {
-        let demands: Vec<Option<f64>> = self
+        let uppers: Vec<Option<f64>> = self
             .models
             .iter()
             .map(|m| {
@@ -583,6 +638,12 @@ impl Fleet {
                     m.demand_upper().filter(|d| d.is_finite())
                 }
             })
+            .collect();
+        let demands: Vec<Option<f64>> = self
+            .models
+            .iter()
+            .zip(&uppers)
+            .map(|(m, u)| u.map(|u| m.burst_demand(u)))
             .collect();
         let ready: Vec<usize> = (0..self.models.len())
             .filter(|&i| demands[i].is_some())
@@ -618,10 +679,20 @@ impl Fleet {
                 continue;
             };
             let demand = demands[i].unwrap_or(0.0);
+            let upper = uppers[i].unwrap_or(0.0);
+            let dispersion = m.arrival_dispersion();
             let stable = m.stabilizer.step(now_s, &plan, demand);
             let slo = m.target.slo;
             let factor = m.correction.factor();
             let band = m.forecast_band();
+            let burst = match dispersion {
+                Some(i) if demand > upper + 1e-9 => format!(
+                    " (+{:.2} for bursts: arrival dispersion {i:.1}, {:.1} s of queueing within TTFT)",
+                    demand - upper,
+                    m.queue_budget_s
+                ),
+                _ => String::new(),
+            };
             let corrected = if (factor - 1.0).abs() > 1e-9 {
                 format!(
                     " (profile capacity ×{factor:.2}: observed latency vs the model's prediction)"
@@ -638,7 +709,9 @@ impl Fleet {
                     let predicted = m.predicted_latency_ms(&v.input.name, s.replicas, &stable);
                     VariantDecision {
                         details: BTreeMap::from([
-                            ("demand_upper_rps", demand),
+                            ("demand_upper_rps", upper),
+                            ("sized_demand_rps", demand),
+                            ("arrival_dispersion", dispersion.unwrap_or(f64::NAN)),
                             ("capacity_per_replica_rps", v.capacity.rate_per_s),
                             ("planned_replicas", f64::from(planned)),
                             ("plan_cost_per_hour", plan.cost_per_hour),
@@ -658,10 +731,10 @@ impl Fleet {
                         desired_replicas: f64::from(s.replicas),
                         action: s.action,
                         reason: format!(
-                            "{}; q{:.0} demand {:.2} req/s over the next {:.0} s, {:.2} req/s per replica{corrected} at TTFT {} ≤ {:.0} ms and TPOT {} ≤ {:.0} ms",
+                            "{}; q{:.0} demand {:.2} req/s{burst} over the next {:.0} s, {:.2} req/s per replica{corrected} at TTFT {} ≤ {:.0} ms and TPOT {} ≤ {:.0} ms",
                             s.reason,
                             m.quantile_level * 100.0,
-                            demand,
+                            upper,
                             m.horizon_s,
                             v.capacity.rate_per_s * factor,
                             percentile_name(slo.percentile),
@@ -863,6 +936,52 @@ mod tests {
         assert!(upper.is_finite() && upper < 40.0, "{upper}");
         let d = fleet.tick(2.0 * day);
         assert!(matches!(d[0].outcome, ModelOutcome::Planned(_)), "{d:?}");
+    }
+
+    #[test]
+    fn bursty_arrivals_get_more_capacity_than_steady_ones_at_the_same_mean() {
+        // Rates over 60 s windows, sampled every 15 s, for an hour around 40 req/s: steady
+        // (Poisson-like noise, I ≈ 1) versus clumped (I ≈ 30, as ServeGen's busy clients).
+        let total = |noise: f64| -> (f64, f64, String) {
+            let p = ModelPipeline::new(input(), StabilizerSettings::default())
+                .unwrap()
+                .with_burst_sizing(60.0);
+            let mut fleet = Fleet::new(vec![p], None);
+            let sd = (noise * 40.0 / 60.0_f64).sqrt();
+            let mut d = Vec::new();
+            for k in 0..240 {
+                // A fixed ±1 sd pattern per non-overlapping window: deterministic, and its
+                // pair differences have the variance of the stated dispersion.
+                let window = k / 4;
+                let sign = [1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0][window % 8];
+                fleet.observe("llama", f64::from(k) * 15.0, 40.0 + sign * sd);
+                d = fleet.tick(f64::from(k) * 15.0);
+            }
+            let ModelOutcome::Planned(vs) = &d[0].outcome else {
+                panic!("{d:?}")
+            };
+            let cap: f64 = vs
+                .iter()
+                .map(|v| v.desired_replicas * v.details["capacity_per_replica_rps"])
+                .sum();
+            (
+                cap,
+                fleet.models()[0].arrival_dispersion().unwrap(),
+                vs[0].reason.clone(),
+            )
+        };
+        let (steady, i_steady, _) = total(1.0);
+        let (bursty, i_bursty, reason) = total(30.0);
+        assert!(i_steady < 1.5 && i_bursty > 20.0, "{i_steady} {i_bursty}");
+        assert!(
+            bursty > steady * 1.1,
+            "bursts need more capacity: {bursty} vs {steady}"
+        );
+        assert!(reason.contains("for bursts"), "{reason}");
+        // Without burst sizing (window unknown) nothing changes.
+        let p = ModelPipeline::new(input(), StabilizerSettings::default()).unwrap();
+        assert_eq!(p.arrival_dispersion(), None);
+        assert_eq!(p.burst_demand(40.0), 40.0);
     }
 
     #[test]

@@ -153,24 +153,27 @@ impl FleetPlanner {
                     message: e.to_string(),
                 }
             })?;
-            pipelines.push(ModelPipeline::new(
-                ModelInput {
-                    name: m.name.clone(),
-                    priority: m.priority,
-                    target: SloTarget {
-                        slo: Slo {
-                            ttft_ms: slo.ttft_ms,
-                            tpot_ms: slo.tpot_ms,
-                            percentile: slo.percentile,
+            pipelines.push(
+                ModelPipeline::new(
+                    ModelInput {
+                        name: m.name.clone(),
+                        priority: m.priority,
+                        target: SloTarget {
+                            slo: Slo {
+                                ttft_ms: slo.ttft_ms,
+                                tpot_ms: slo.tpot_ms,
+                                percentile: slo.percentile,
+                            },
+                            attainment: slo.attainment,
                         },
-                        attainment: slo.attainment,
+                        mix,
+                        variants,
+                        forecast_interval_s: config.sizing.forecast_interval_s,
                     },
-                    mix,
-                    variants,
-                    forecast_interval_s: config.sizing.forecast_interval_s,
-                },
-                config.sizing.stabilization,
-            )?);
+                    config.sizing.stabilization,
+                )?
+                .with_burst_sizing(config.metrics.rate_window_s),
+            );
         }
         Ok(Self {
             catalog: Catalog::new(config.models.iter().map(|m| ModelInfo {

@@ -190,7 +190,11 @@ pub fn quantile_at(points: &[(f64, f64)], level: f64) -> f64 {
     for w in points.windows(2) {
         let ((l0, v0), (l1, v1)) = (w[0], w[1]);
         if level <= l1 {
-            let t = if l1 > l0 { (level - l0) / (l1 - l0) } else { 1.0 };
+            let t = if l1 > l0 {
+                (level - l0) / (l1 - l0)
+            } else {
+                1.0
+            };
             return v0 + t * (v1 - v0);
         }
     }
@@ -444,7 +448,12 @@ mod tests {
     }
 
     fn band(p50: f64, p90: f64, p99: f64) -> Vec<(f64, f64)> {
-        vec![(0.5, p50), (0.9, p90), (0.95, (p90 + p99) / 2.0), (0.99, p99)]
+        vec![
+            (0.5, p50),
+            (0.9, p90),
+            (0.95, (p90 + p99) / 2.0),
+            (0.99, p99),
+        ]
     }
 
     fn input(planned: u32, wake: f64, cold: Vec<(f64, f64)>, idle_for_s: f64) -> TierInput {
@@ -498,7 +507,10 @@ mod tests {
         assert_eq!(v.pods(), 5, "3 planned + 2 warm (max_warm) {v:?}");
         assert_eq!(v.action, "warm_pool");
         // Without a warm pool every planned pod serves and nothing is added.
-        let p = plan_tiers(&TierSettings::plain(), &input(3, 3.0, band(3.0, 6.0, 10.0), 0.0));
+        let p = plan_tiers(
+            &TierSettings::plain(),
+            &input(3, 3.0, band(3.0, 6.0, 10.0), 0.0),
+        );
         assert_eq!((p.variants[0].hot, p.variants[0].warm), (3, 0));
         // A cheap wait (low critical ratio) adds no warm replica beyond the plan.
         let cheap = TierSettings {
@@ -522,7 +534,10 @@ mod tests {
         assert!(!late.active, "cold after the TTL: IsActive false");
         assert_eq!(late.variants[0].pods(), 0);
         // Plain scale-to-zero goes cold at once, whatever the plan held.
-        let plain = plan_tiers(&TierSettings::plain(), &input(2, 0.0, band(0.0, 0.2, 1.0), 0.0));
+        let plain = plan_tiers(
+            &TierSettings::plain(),
+            &input(2, 0.0, band(0.0, 0.2, 1.0), 0.0),
+        );
         assert!(!plain.active && plain.variants[0].reason.contains("warm pool off"));
         // A cheaper warm replica stays longer.
         let cheap = TierSettings {

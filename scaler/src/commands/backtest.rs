@@ -8,6 +8,7 @@
 //! `--model`) and its variants' profiles and prices. Without `--config` the embedded
 //! [`DEFAULT_CONFIG_YAML`] is used (two GPU types, prices named there).
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,7 +28,7 @@ use crate::sim::workload::{
     SimRequest, TokenLengths, WorkloadOptions, from_records, from_servegen, peak_rate_per_s,
     rates_per_bin,
 };
-use crate::sim::{FleetSpec, SimVariant, simulate};
+use crate::sim::{FleetSpec, SimVariant, simulate_with_progress};
 use crate::trace::{self, Trace, TraceFormat};
 
 /// The fleet used without `--config`: Llama-3.1-8B on H100 (FP8) and A100, cold start
@@ -118,6 +119,10 @@ pub struct BacktestArgs {
     /// Include the per-sync timeline (time, arrival rate, replicas per variant) in JSON.
     #[arg(long)]
     pub timeline: bool,
+    /// Draw a progress bar on stderr even when it is not a terminal (it is drawn on a
+    /// terminal anyway).
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// A workload, a fleet and a policy context, ready to simulate.
@@ -340,6 +345,7 @@ pub fn prepare(
         arrival_bin_s: 60.0,
         history_rates_per_s: history,
         tiers: config.sizing.tiers,
+        rate_window_s: config.metrics.rate_window_s,
     };
     // Every policy starts from the same warm pool: the first variant sized for the first
     // minute's rate (the fleet had been running before the slice began).
@@ -396,26 +402,113 @@ pub fn policy_names(arg: &str) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Simulates each named policy on the same requests; `progress` is told when each starts
-/// and ends (name, wall seconds).
+/// What [`run_policies`] reports while it runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress {
+    /// The policy's simulation starts.
+    Start,
+    /// So many of the requests have arrived in simulation.
+    Advance {
+        /// Requests arrived so far.
+        arrived: usize,
+        /// Requests in the workload.
+        total: usize,
+    },
+    /// The policy's simulation ended after this many wall seconds.
+    Done {
+        /// Wall-clock seconds.
+        wall_s: f64,
+    },
+}
+
+/// Simulates each named policy on the same requests; `progress` is told (policy name,
+/// [`Progress`]) when each starts, as it advances, and when it ends.
 ///
 /// # Errors
 /// A policy that cannot be built (e.g. the SLO pipeline finds the SLO infeasible).
 pub fn run_policies(
     prepared: &Prepared,
     names: &[String],
-    mut progress: impl FnMut(&str, Option<f64>),
+    mut progress: impl FnMut(&str, Progress),
 ) -> anyhow::Result<Vec<SimReport>> {
     let mut out = Vec::new();
     for name in names {
-        progress(name, None);
+        progress(name, Progress::Start);
         let started = Instant::now();
         let mut policy = build(name, &prepared.ctx)?;
-        let report = simulate(&prepared.requests, &prepared.spec, policy.as_mut());
-        progress(name, Some(started.elapsed().as_secs_f64()));
+        let report = simulate_with_progress(
+            &prepared.requests,
+            &prepared.spec,
+            policy.as_mut(),
+            &mut |arrived, total| progress(name, Progress::Advance { arrived, total }),
+        );
+        progress(
+            name,
+            Progress::Done {
+                wall_s: started.elapsed().as_secs_f64(),
+            },
+        );
         out.push(report);
     }
     Ok(out)
+}
+
+/// A one-line progress bar on stderr (redrawn in place, at most ten times a second).
+struct ProgressBar {
+    last_draw: Option<Instant>,
+    started: Instant,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        Self {
+            last_draw: None,
+            started: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, name: &str, p: Progress) {
+        use std::io::Write as _;
+        const WIDTH: usize = 30;
+        let line = match p {
+            Progress::Start => {
+                self.started = Instant::now();
+                self.last_draw = None;
+                return;
+            }
+            Progress::Advance { arrived, total } => {
+                if self
+                    .last_draw
+                    .is_some_and(|t| t.elapsed().as_secs_f64() < 0.1)
+                {
+                    return;
+                }
+                let frac = if total == 0 {
+                    1.0
+                } else {
+                    arrived as f64 / total as f64
+                };
+                let filled = ((frac * WIDTH as f64) as usize).min(WIDTH);
+                format!(
+                    "\rbacktest: {name:<15} [{}{}] {:>5.1}% {:>6.1} s",
+                    "#".repeat(filled),
+                    "-".repeat(WIDTH - filled),
+                    frac * 100.0,
+                    self.started.elapsed().as_secs_f64()
+                )
+            }
+            Progress::Done { wall_s } => {
+                format!(
+                    "\rbacktest: {name:<15} done in {wall_s:.1} s{}\n",
+                    " ".repeat(WIDTH)
+                )
+            }
+        };
+        self.last_draw = Some(Instant::now());
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(line.as_bytes());
+        let _ = err.flush();
+    }
 }
 
 /// The JSON document (README, section Backtest).
@@ -533,9 +626,18 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
     };
     let names = policy_names(&args.policy)?;
     let prepared = prepare(&args.trace, &config, base_dir.as_deref(), &args)?;
-    let reports = run_policies(&prepared, &names, |name, done| match done {
-        None => eprint!("backtest: {name} ({} requests)… ", prepared.requests.len()),
-        Some(s) => eprintln!("{s:.1} s"),
+    let bar = args.progress || std::io::stderr().is_terminal();
+    let mut drawn = ProgressBar::new();
+    let reports = run_policies(&prepared, &names, |name, p| {
+        if bar {
+            drawn.update(name, p);
+            return;
+        }
+        match p {
+            Progress::Start => eprint!("backtest: {name} ({} requests)… ", prepared.requests.len()),
+            Progress::Done { wall_s } => eprintln!("{wall_s:.1} s"),
+            Progress::Advance { .. } => {}
+        }
     })?;
     match args.format {
         Format::Json => println!(
@@ -595,6 +697,7 @@ mod tests {
             slo_ttft_ms: None,
             slo_tpot_ms: None,
             timeline: false,
+            progress: false,
         };
         // 60 s steps of simulation time are 120 s of trace time at speed 2: two whole
         // steps fit before 300 s, the newest ending exactly at the slice's start.

@@ -395,6 +395,21 @@ impl Sim<'_> {
 /// Replays `requests` (sorted by arrival, ids `0..n`) against `spec` with `policy` deciding.
 #[must_use]
 pub fn simulate(requests: &[SimRequest], spec: &FleetSpec, policy: &mut dyn Policy) -> SimReport {
+    simulate_with_progress(requests, spec, policy, &mut |_, _| {})
+}
+
+/// Events between two calls of a progress callback.
+const PROGRESS_EVERY_EVENTS: u64 = 1 << 16;
+
+/// [`simulate`], telling `progress(arrived, total)` how many requests have arrived every
+/// few tens of thousands of events (for a progress bar on long runs) and once at the end.
+#[must_use]
+pub fn simulate_with_progress(
+    requests: &[SimRequest],
+    spec: &FleetSpec,
+    policy: &mut dyn Policy,
+    progress: &mut dyn FnMut(usize, usize),
+) -> SimReport {
     let nv = spec.variants.len();
     let mut sim = Sim {
         spec,
@@ -440,7 +455,12 @@ pub fn simulate(requests: &[SimRequest], spec: &FleetSpec, policy: &mut dyn Poli
     let mut next_policy_s = 0.0;
     let mut decisions = 0u32;
     let mut timeline = Vec::new();
+    let mut events_seen = 0u64;
     while let Some(ev) = sim.heap.pop() {
+        events_seen += 1;
+        if events_seen % PROGRESS_EVERY_EVENTS == 0 {
+            progress(sim.next_arrival, requests.len());
+        }
         let now = ev.t_s;
         if now > hard_end {
             break;
@@ -515,6 +535,7 @@ pub fn simulate(requests: &[SimRequest], spec: &FleetSpec, policy: &mut dyn Poli
             }
         }
     }
+    progress(sim.next_arrival, requests.len());
     let end_s = sim.last_event_s.max(last_arrival);
     let (attainment, ttft_ms, tpot_ms) =
         summarise(&sim.outcomes, spec.slo.ttft_ms, spec.slo.tpot_ms);

@@ -126,11 +126,14 @@ mod tests {
     #[test]
     fn replicaset_default_removes_unready_then_youngest_ready_ignoring_caches() {
         let c = [
-            cand(0, 0.0, Some(300.0), 0.0, true),     // old, asleep
+            cand(0, 0.0, Some(300.0), 0.0, true),       // old, asleep
             cand(1, 1000.0, Some(1300.0), 50.0, false), // young, valuable cache
-            cand(2, 3000.0, None, 0.0, false),         // starting
+            cand(2, 3000.0, None, 0.0, false),          // starting
         ];
-        assert_eq!(order(VictimRule::ReplicaSetDefault, 4000.0, &c), vec![2, 1, 0]);
+        assert_eq!(
+            order(VictimRule::ReplicaSetDefault, 4000.0, &c),
+            vec![2, 1, 0]
+        );
         // Ours removes the sleeping one before the valuable one.
         assert_eq!(order(VictimRule::KvAware, 4000.0, &c), vec![2, 0, 1]);
         // Within one log bucket the ReplicaSet does not tell ready times apart.

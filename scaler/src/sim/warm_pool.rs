@@ -70,7 +70,8 @@ impl Sim<'_> {
     /// A request no ready replica can take: held at the gateway; a replica on its way to
     /// sleep is kept serving instead, and a sleeping one is woken if nothing else comes.
     pub(super) fn hold_at_gateway(&mut self, id: usize, now_s: f64) -> bool {
-        if let Some(slot) = (0..self.slots.len()).find(|&i| self.slots[i].state == SlotState::ToSleep)
+        if let Some(slot) =
+            (0..self.slots.len()).find(|&i| self.slots[i].state == SlotState::ToSleep)
         {
             self.slots[slot].state = SlotState::Ready;
             self.ready.push(slot);
@@ -81,7 +82,8 @@ impl Sim<'_> {
         // A cold start under way does not stop a wake: it takes minutes, a wake seconds.
         let coming = self.slots.iter().any(|s| s.state == SlotState::Waking);
         if !coming
-            && let Some(slot) = (0..self.slots.len()).find(|&i| self.slots[i].state == SlotState::Asleep)
+            && let Some(slot) =
+                (0..self.slots.len()).find(|&i| self.slots[i].state == SlotState::Asleep)
         {
             self.wake(slot, now_s + WAKE_TRIGGER_S);
         }
@@ -181,8 +183,7 @@ impl Sim<'_> {
         let cands: Vec<Candidate> = (0..self.slots.len())
             .filter(|&i| {
                 let s = &self.slots[i];
-                s.variant == v
-                    && !matches!(s.state, SlotState::Draining | SlotState::Gone)
+                s.variant == v && !matches!(s.state, SlotState::Draining | SlotState::Gone)
             })
             .map(|i| Candidate {
                 slot: i,

@@ -123,6 +123,8 @@ pub struct PolicyContext {
     pub history_rates_per_s: Vec<f64>,
     /// Hot/warm/cold tier settings (`sizing.tiers`) for the tiered policies.
     pub tiers: crate::tiers::TierSettings,
+    /// Window of the arrival rate policies observe, seconds (the fleet's `rate_window_s`).
+    pub rate_window_s: f64,
 }
 
 impl PolicyContext {
@@ -156,6 +158,8 @@ pub const POLICY_NAMES: &[&str] = &[
     "aibrix-kpa",
     "llmd-slo",
     "dynamo-planner",
+    "dynamo-planner-arima",
+    "dynamo-planner-kalman",
     "slo-scaler",
     "oracle",
 ];
@@ -172,6 +176,14 @@ pub fn build(name: &str, ctx: &PolicyContext) -> Result<Box<dyn Policy>, PolicyE
         "aibrix-kpa" => Box::new(aibrix_kpa::AibrixKpa::new(ctx)),
         "llmd-slo" => Box::new(llmd_slo::LlmdSlo::new(ctx)),
         "dynamo-planner" => Box::new(dynamo_planner::DynamoPlanner::new(ctx)),
+        "dynamo-planner-arima" => Box::new(dynamo_planner::DynamoPlanner::with_predictor(
+            ctx,
+            dynamo_planner::Predictor::Arima,
+        )),
+        "dynamo-planner-kalman" => Box::new(dynamo_planner::DynamoPlanner::with_predictor(
+            ctx,
+            dynamo_planner::Predictor::Kalman,
+        )),
         "slo-scaler" => Box::new(slo_scaler::SloScaler::new(ctx)?),
         "oracle" => Box::new(oracle::Oracle::new(ctx)),
         n if tiered::NAMES.contains(&n) => Box::new(tiered::Tiered::new(n, ctx)?),

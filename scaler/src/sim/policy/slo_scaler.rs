@@ -69,8 +69,8 @@ impl Policy for SloScaler {
 /// # Errors
 /// [`PolicyError::Pipeline`] when a variant cannot meet the SLO or the settings are invalid.
 pub(crate) fn pipeline_fleet(
-ctx: &PolicyContext,
-tiers: Option<crate::tiers::TierSettings>,
+    ctx: &PolicyContext,
+    tiers: Option<crate::tiers::TierSettings>,
 ) -> Result<Fleet, PolicyError> {
     let variants = ctx
         .variants
@@ -97,7 +97,8 @@ tiers: Option<crate::tiers::TierSettings>,
             forecast_interval_s: ctx.forecast_interval_s,
         },
         ctx.stabilization,
-    )?;
+    )?
+    .with_burst_sizing(ctx.rate_window_s);
     let pipeline = match tiers {
         Some(t) => pipeline.with_tiers(t),
         None => pipeline,
