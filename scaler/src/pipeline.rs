@@ -249,8 +249,7 @@ impl ModelPipeline {
         let steps = ((self.horizon_s / cfg.interval_s).ceil() as usize).max(1);
         let levels = [0.5, 0.9, 0.95, 0.975, 0.99];
         let (mut wake, mut expected) = (now_rps, now_rps);
-        let cold;
-        if self.forecaster.observations() > 0 {
+        let cold = if self.forecaster.observations() > 0 {
             let fs: Vec<_> = (1..=steps)
                 .map(|k| self.forecaster.forecast_steps(k))
                 .collect();
@@ -258,14 +257,14 @@ impl ModelPipeline {
                 f.quantile(l).filter(|v| v.is_finite()).unwrap_or(now_rps)
             };
             wake = wake.max(q(&fs[0], self.quantile_level));
-            cold = levels
+            expected = fs.iter().map(|f| f.mean).sum::<f64>() / fs.len() as f64;
+            levels
                 .iter()
                 .map(|&l| (l, fs.iter().map(|f| q(f, l)).fold(now_rps, f64::max)))
-                .collect();
-            expected = fs.iter().map(|f| f.mean).sum::<f64>() / fs.len() as f64;
+                .collect()
         } else {
-            cold = levels.iter().map(|&l| (l, now_rps)).collect();
-        }
+            levels.iter().map(|&l| (l, now_rps)).collect()
+        };
         crate::tiers::TierInput {
             variants: self
                 .variants

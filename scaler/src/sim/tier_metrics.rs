@@ -162,6 +162,7 @@ pub fn render_table(reports: &[SimReport]) -> String {
     );
     for r in reports {
         let z = &r.scale_to_zero;
+        let idle = format!("{}/{}", z.idle_spells, z.idle_spells_cold);
         let _ = writeln!(
             s,
             "{:<22} {:>7} {:>7} {:>6} {:>6} {:>9.2} {:>8.2} {:>9.2} {:>11} {:>11} {:>6} {:>6.1}% {:>10} {:>9}",
@@ -173,7 +174,7 @@ pub fn render_table(reports: &[SimReport]) -> String {
             z.warm_gpu_hours,
             r.cost,
             z.cost_with_warm_fraction,
-            format!("{}/{}", z.idle_spells, z.idle_spells_cold),
+            idle,
             ms(z.first_ttft_after_idle_ms.p50),
             z.scale_downs,
             z.prefix_hit_rate_after_scale_down * 100.0,
