@@ -159,8 +159,12 @@ pub fn burst_demand_per_s(
     z: f64,
     max_span_s: f64,
 ) -> f64 {
-    if !(mean_per_s.is_finite() && mean_per_s > 0.0 && dispersion.is_finite() && dispersion > 1.0)
-        || !(z.is_finite() && z > 0.0)
+    if !(mean_per_s.is_finite()
+        && mean_per_s > 0.0
+        && dispersion.is_finite()
+        && dispersion > 1.0
+        && z.is_finite()
+        && z > 0.0)
     {
         return mean_per_s;
     }
