@@ -953,8 +953,8 @@ mod tests {
                 // pair differences have the variance of the stated dispersion.
                 let window = k / 4;
                 let sign = [1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0][window % 8];
-                fleet.observe("llama", f64::from(k) * 15.0, 40.0 + sign * sd);
-                d = fleet.tick(f64::from(k) * 15.0);
+                fleet.observe("llama", (k as f64) * 15.0, 40.0 + sign * sd);
+                d = fleet.tick((k as f64) * 15.0);
             }
             let ModelOutcome::Planned(vs) = &d[0].outcome else {
                 panic!("{d:?}")

@@ -458,7 +458,7 @@ pub fn simulate_with_progress(
     let mut events_seen = 0u64;
     while let Some(ev) = sim.heap.pop() {
         events_seen += 1;
-        if events_seen % PROGRESS_EVERY_EVENTS == 0 {
+        if events_seen.is_multiple_of(PROGRESS_EVERY_EVENTS) {
             progress(sim.next_arrival, requests.len());
         }
         let now = ev.t_s;

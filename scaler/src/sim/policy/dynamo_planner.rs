@@ -171,6 +171,7 @@ fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
         for r in 0..k {
             if r != c {
                 let f = a[r][c] / a[c][c];
+                #[allow(clippy::needless_range_loop)]
                 for j in c..=k {
                     a[r][j] -= f * a[c][j];
                 }
