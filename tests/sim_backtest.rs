@@ -256,6 +256,7 @@ fn the_oracle_scales_ahead_of_a_step_and_reactive_policies_after_it() {
         arrival_rates_per_s: rates_per_bin(&reqs, 60.0),
         arrival_bin_s: 60.0,
         history_rates_per_s: vec![],
+        tiers: Default::default(),
         rate_window_s: 60.0,
     };
     let replicas_at = |name: &str, t_s: f64| {

@@ -20,6 +20,11 @@
 //! | `sizing.forecast_interval_s` | `60` | interval of the demand series the forecasters see |
 //! | `sizing.stabilization.scale_down_window_s` | `300` | plans within this window bound a scale-down |
 //! | `sizing.stabilization.hpa_tolerance` | `0.1` | changes the HPA would ignore are never proposed |
+//! | `sizing.tiers.warm_pool` | `true` | keep sleeping replicas (warm tier); false = plain scale-to-zero |
+//! | `sizing.tiers.warm_cost_fraction` | `1.0` | a warm replica's cost as a fraction of a hot one's (a sleeping pod still holds its GPU) |
+//! | `sizing.tiers.cold_wait_cost_per_request` | `0.01` | cost of one request waiting on a cold start (currency of `cost_per_hour`) |
+//! | `sizing.tiers.max_warm` | `2` | most warm replicas beyond the plan, per model |
+//! | `sizing.tiers.min_ttl_s`, `max_ttl_s` | `0`, `3600` | bounds on the idle TTL before warm goes cold |
 //! | `models[].variants[].share` | `1` | weight in splitting the model's demand across its variants |
 //! | `models[].variants[].min_replicas` | `0` | floor on the desired replicas |
 //! | `models[].variants[].max_replicas` | none | ceiling on the desired replicas |
@@ -408,6 +413,8 @@ pub struct SizingConfig {
     pub forecast_interval_s: f64,
     /// Scale-down stabilisation and HPA tolerance.
     pub stabilization: crate::stabilization::StabilizerSettings,
+    /// Hot / warm / cold tiers and the warm pool's costs (`docs/scale-to-zero.md`).
+    pub tiers: crate::tiers::TierSettings,
 }
 
 impl Default for SizingConfig {
@@ -416,6 +423,7 @@ impl Default for SizingConfig {
             inventory: None,
             forecast_interval_s: default_forecast_interval_s(),
             stabilization: crate::stabilization::StabilizerSettings::default(),
+            tiers: crate::tiers::TierSettings::default(),
         }
     }
 }
@@ -519,6 +527,7 @@ impl Config {
                 .collect();
             w.validate(&catalog)?;
         }
+        self.sizing.tiers.validate()?;
         let mut names = std::collections::BTreeSet::new();
         for (i, m) in self.models.iter().enumerate() {
             let at = format!("models[{i}]");

@@ -24,6 +24,7 @@ pub mod sim;
 pub mod sizing;
 pub mod stabilization;
 pub mod telemetry;
+pub mod tiers;
 pub mod trace;
 pub mod warm;
 

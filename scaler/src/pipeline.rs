@@ -130,6 +130,12 @@ pub struct ModelPipeline {
     /// Observed vs predicted latency → a bounded, smoothed capacity multiplier.
     correction: CapacityCorrection,
     horizon_s: f64,
+    /// Hot/warm/cold tiers (`None`: every planned replica is hot, as before tiers).
+    tiers: Option<crate::tiers::TierSettings>,
+    /// When the model was last hot (tier rule's idle clock).
+    last_hot_s: Option<f64>,
+    /// Smoothed demand of active spells (req/s), for the idle TTL.
+    active_rps: f64,
     /// Burst sizing: the dispersion of arrivals learnt from the demand samples (`None`: off,
     /// the samples' window unknown).
     dispersion: Option<DispersionEstimator>,
@@ -220,9 +226,93 @@ impl ModelPipeline {
             unavailable: None,
             correction: CapacityCorrection::new(CorrectionSettings::default()),
             horizon_s,
+            tiers: None,
+            last_hot_s: None,
+            active_rps: 0.0,
             dispersion: None,
             queue_budget_s,
         })
+    }
+
+    /// Turns on the hot/warm/cold tiers (`crate::tiers`): decisions then report
+    /// `hot + warm` as desired replicas, with `tier_hot`, `tier_warm`, `tier_ttl_s`,
+    /// `tier_critical_ratio`, `tier_idle` and `tier_active` in their details.
+    #[must_use]
+    pub fn with_tiers(mut self, settings: crate::tiers::TierSettings) -> Self {
+        self.tiers = Some(settings);
+        self
+    }
+
+    /// The tier rule's input from the forecast and the decided (all-hot) replicas.
+    fn tier_input(&self, now_s: f64, decided: &[VariantDecision]) -> crate::tiers::TierInput {
+        let now_rps = self.last.map_or(0.0, |(_, r)| r);
+        let cfg = self.forecaster.config();
+        let steps = ((self.horizon_s / cfg.interval_s).ceil() as usize).max(1);
+        let levels = [0.5, 0.9, 0.95, 0.975, 0.99];
+        let (mut wake, mut expected) = (now_rps, now_rps);
+        let cold = if self.forecaster.observations() > 0 {
+            let fs: Vec<_> = (1..=steps)
+                .map(|k| self.forecaster.forecast_steps(k))
+                .collect();
+            let q = |f: &forecasting::forecast::Forecast, l: f64| {
+                f.quantile(l).filter(|v| v.is_finite()).unwrap_or(now_rps)
+            };
+            wake = wake.max(q(&fs[0], self.quantile_level));
+            expected = fs.iter().map(|f| f.mean).sum::<f64>() / fs.len() as f64;
+            levels
+                .iter()
+                .map(|&l| (l, fs.iter().map(|f| q(f, l)).fold(now_rps, f64::max)))
+                .collect()
+        } else {
+            levels.iter().map(|&l| (l, now_rps)).collect()
+        };
+        crate::tiers::TierInput {
+            variants: self
+                .variants
+                .iter()
+                .map(|v| crate::tiers::TierVariant {
+                    name: v.input.name.clone(),
+                    planned: decided
+                        .iter()
+                        .find(|d| d.variant == v.input.name)
+                        .map_or(0, |d| d.desired_replicas.max(0.0) as u32),
+                    capacity_rps: v.capacity.rate_per_s * self.correction.factor(),
+                    cost_per_hour: v.input.profile.cost_per_hour,
+                    cold_start_s: v.input.profile.lifecycle.cold_start_s,
+                    wake_s: v.input.profile.lifecycle.wake_from_sleep_s,
+                    max: v.input.max,
+                })
+                .collect(),
+            demand_wake_rps: wake,
+            demand_cold: cold,
+            demand_expected_rps: expected.max(0.0),
+            recent_active_rps: self.active_rps,
+            idle_for_s: (now_s - self.last_hot_s.unwrap_or(now_s)).max(0.0),
+        }
+    }
+
+    /// Applies the tier rule to this tick's decisions (no-op without tiers).
+    fn apply_tiers(&mut self, now_s: f64, decisions: &mut [VariantDecision]) {
+        let Some(settings) = self.tiers else {
+            return;
+        };
+        let input = self.tier_input(now_s, decisions);
+        let t = crate::tiers::plan_tiers(&settings, &input);
+        if !t.idle || self.last_hot_s.is_none() {
+            self.last_hot_s = Some(now_s);
+        }
+        for (d, p) in decisions.iter_mut().zip(&t.variants) {
+            d.desired_replicas = f64::from(p.pods());
+            d.details.insert("tier_hot", f64::from(p.hot));
+            d.details.insert("tier_warm", f64::from(p.warm));
+            d.details.insert("tier_ttl_s", t.ttl_s);
+            d.details.insert("tier_critical_ratio", t.critical_ratio);
+            d.details
+                .insert("tier_idle", if t.idle { 1.0 } else { 0.0 });
+            d.details
+                .insert("tier_active", if t.active { 1.0 } else { 0.0 });
+            d.reason = format!("{}; tiers: {}", d.reason, p.reason);
+        }
     }
 
     /// Turns on burst sizing: the demand samples fed to [`Self::observe`] are rates over
@@ -301,6 +391,13 @@ impl ModelPipeline {
         }
         self.unavailable = None;
         self.last = Some((now_s, rps));
+        if rps > 0.0 {
+            self.active_rps = if self.active_rps > 0.0 {
+                0.9 * self.active_rps + 0.1 * rps
+            } else {
+                rps
+            };
+        }
         if let Some(d) = &mut self.dispersion {
             d.observe(now_s, rps);
         }
@@ -625,7 +722,7 @@ impl Fleet {
             } else {
                 String::new()
             };
-            let decisions = m
+            let mut decisions: Vec<VariantDecision> = m
                 .variants
                 .iter()
                 .map(|v| {
@@ -670,6 +767,7 @@ impl Fleet {
                     }
                 })
                 .collect();
+            m.apply_tiers(now_s, &mut decisions);
             out.push(ModelDecision {
                 model: m.name.clone(),
                 outcome: ModelOutcome::Planned(decisions),
@@ -878,8 +976,8 @@ mod tests {
                 // pair differences have the variance of the stated dispersion.
                 let window = (k / 4) as usize;
                 let sign = [1.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0][window % 8];
-                fleet.observe("llama", f64::from(k) * 15.0, 40.0 + sign * sd);
-                d = fleet.tick(f64::from(k) * 15.0);
+                fleet.observe("llama", (k as f64) * 15.0, 40.0 + sign * sd);
+                d = fleet.tick((k as f64) * 15.0);
             }
             let ModelOutcome::Planned(vs) = &d[0].outcome else {
                 panic!("{d:?}")

@@ -344,6 +344,7 @@ pub fn prepare(
         arrival_rates_per_s: rates_per_bin(&requests, 60.0),
         arrival_bin_s: 60.0,
         history_rates_per_s: history,
+        tiers: config.sizing.tiers,
         rate_window_s: config.metrics.rate_window_s,
     };
     // Every policy starts from the same warm pool: the first variant sized for the first
@@ -388,10 +389,13 @@ pub fn policy_names(arg: &str) -> anyhow::Result<Vec<String>> {
     }
     let names: Vec<String> = arg.split(',').map(|s| s.trim().to_string()).collect();
     for n in &names {
-        if !POLICY_NAMES.contains(&n.as_str()) {
+        if !POLICY_NAMES.contains(&n.as_str())
+            && !crate::sim::policy::tiered::NAMES.contains(&n.as_str())
+        {
             bail!(
-                "--policy {n:?}: expected `all` or a comma-separated list of {}",
-                POLICY_NAMES.join(", ")
+                "--policy {n:?}: expected `all` or a comma-separated list of {}, {}",
+                POLICY_NAMES.join(", "),
+                crate::sim::policy::tiered::NAMES.join(", ")
             );
         }
     }
@@ -640,7 +644,10 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::to_string_pretty(&render_json(&args.trace, &prepared, &args, &reports))?
         ),
-        Format::Table => print!("{}", render_table(&prepared, &reports)),
+        Format::Table => {
+            print!("{}", render_table(&prepared, &reports));
+            print!("\n{}", crate::sim::tier_metrics::render_table(&reports));
+        }
     }
     Ok(())
 }

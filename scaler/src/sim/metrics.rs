@@ -35,7 +35,7 @@ pub struct Attainment {
 }
 
 /// p50/p90/p99 in milliseconds (`null` in JSON when no request has the value).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct Percentiles {
     /// Median.
     pub p50: Option<f64>,
@@ -113,6 +113,8 @@ pub struct SimReport {
     /// Fleet samples at every sync (omitted from JSON unless asked for).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelinePoint>,
+    /// Scale-to-zero, warm-pool and scale-down figures (issue 9).
+    pub scale_to_zero: super::tier_metrics::ScaleToZeroReport,
 }
 
 /// Nearest-rank percentile of sorted values.

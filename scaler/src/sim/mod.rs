@@ -27,6 +27,9 @@ pub mod random;
 pub mod realtime;
 pub mod replica;
 pub mod router;
+pub mod tier_metrics;
+pub mod victims;
+mod warm_pool;
 pub mod workload;
 
 use std::cmp::Ordering;
@@ -115,6 +118,12 @@ enum SlotState {
     Ready,
     Draining,
     Gone,
+    /// Told to sleep: no new traffic, sleeps once drained (warm tier).
+    ToSleep,
+    /// Asleep (warm tier): a ready pod to Kubernetes, serves nothing.
+    Asleep,
+    /// Waking from sleep.
+    Waking,
 }
 
 #[derive(Debug)]
@@ -125,6 +134,7 @@ struct Slot {
     retired_s: Option<f64>,
     state: SlotState,
     initial: bool,
+    tier: warm_pool::TierSlot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -133,6 +143,8 @@ enum Kind {
     StepEnd(usize),
     Ready(usize),
     Sync,
+    /// A sleeping replica finished waking.
+    Woken(usize),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,6 +194,11 @@ struct Sim<'a> {
     recent_tpot: VecDeque<(f64, f64)>,
     last_event_s: f64,
     max_held: Vec<u32>,
+    /// How pods are chosen on a scale-down.
+    victims: victims::VictimRule,
+    /// Warm-tier counters and per-request flags.
+    tier: tier_metrics::TierCounters,
+    flags: Vec<tier_metrics::RequestFlags>,
 }
 
 impl Sim<'_> {
@@ -208,6 +225,10 @@ impl Sim<'_> {
                 SlotState::Starting
             },
             initial: warm,
+            tier: warm_pool::TierSlot {
+                ready_since_s: warm.then_some(now_s),
+                ..Default::default()
+            },
         });
         if warm {
             self.ready.push(idx);
@@ -222,8 +243,9 @@ impl Sim<'_> {
         let candidates: Vec<&Replica> =
             self.ready.iter().map(|&i| &self.slots[i].replica).collect();
         let Some(k) = self.spec.routing.pick(&candidates, req) else {
-            self.outcomes[id].waited_on_cold_start = true;
-            self.gateway.push_back(id);
+            if self.hold_at_gateway(id, now_s) {
+                self.route(id, now_s);
+            }
             return;
         };
         let slot = self.ready[k];
@@ -242,6 +264,7 @@ impl Sim<'_> {
         }
         self.drain_events();
         self.retire_if_drained(slot, now_s);
+        self.sleep_if_drained(slot, now_s);
     }
 
     fn retire_if_drained(&mut self, slot: usize, now_s: f64) {
@@ -288,7 +311,10 @@ impl Sim<'_> {
         let (mut ready, mut starting) = (0, 0);
         for s in self.slots.iter().filter(|s| s.variant == variant) {
             match s.state {
-                SlotState::Ready => ready += 1,
+                // Sleep is invisible to Kubernetes: a sleeping pod is ready.
+                SlotState::Ready | SlotState::ToSleep | SlotState::Asleep | SlotState::Waking => {
+                    ready += 1;
+                }
                 SlotState::Starting => starting += 1,
                 _ => {}
             }
@@ -356,34 +382,7 @@ impl Sim<'_> {
                 self.add_slot(v, now_s, false);
             }
         } else {
-            let mut excess = current - target;
-            // Starting replicas go first (newest first): they serve nobody yet.
-            for i in (0..self.slots.len()).rev() {
-                if excess == 0 {
-                    break;
-                }
-                let s = &mut self.slots[i];
-                if s.variant == v && s.state == SlotState::Starting {
-                    s.state = SlotState::Gone;
-                    s.retired_s = Some(now_s);
-                    excess -= 1;
-                }
-            }
-            while excess > 0 {
-                let Some(k) = (0..self.ready.len())
-                    .filter(|&k| self.slots[self.ready[k]].variant == v)
-                    .min_by_key(|&k| {
-                        let r = &self.slots[self.ready[k]].replica;
-                        (r.waiting() + r.running(), std::cmp::Reverse(self.ready[k]))
-                    })
-                else {
-                    break;
-                };
-                let slot = self.ready.swap_remove(k);
-                self.slots[slot].state = SlotState::Draining;
-                self.retire_if_drained(slot, now_s);
-                excess -= 1;
-            }
+            self.remove_victims(v, current - target, now_s);
         }
         let held = self
             .slots
@@ -429,6 +428,9 @@ pub fn simulate_with_progress(
         recent_tpot: VecDeque::new(),
         last_event_s: 0.0,
         max_held: vec![0; nv],
+        victims: policy.victim_rule(),
+        tier: tier_metrics::TierCounters::default(),
+        flags: vec![tier_metrics::RequestFlags::default(); requests.len()],
     };
     let initial = policy.initial(&spec.initial);
     for (v, &n) in initial.iter().enumerate().take(nv) {
@@ -467,6 +469,7 @@ pub fn simulate_with_progress(
         match ev.kind {
             Kind::Arrival(i) => {
                 sim.next_arrival = i + 1;
+                sim.note_arrival(i, now);
                 if let Some(next) = requests.get(i + 1) {
                     sim.push(next.arrival_s, Kind::Arrival(i + 1));
                 }
@@ -480,12 +483,14 @@ pub fn simulate_with_progress(
             Kind::Ready(slot) => {
                 if sim.slots[slot].state == SlotState::Starting {
                     sim.slots[slot].state = SlotState::Ready;
+                    sim.slots[slot].tier.ready_since_s = Some(now);
                     sim.ready.push(slot);
                     for id in std::mem::take(&mut sim.gateway) {
                         sim.route(id, now);
                     }
                 }
             }
+            Kind::Woken(slot) => sim.woken(slot, now),
             Kind::Sync => {
                 let done = sim.next_arrival >= requests.len()
                     && sim.finished >= requests.len()
@@ -508,6 +513,12 @@ pub fn simulate_with_progress(
                         sim.apply(v, target, now);
                     }
                 }
+                if let Some(hot) = policy.hot_replicas() {
+                    for (v, &h) in hot.iter().enumerate().take(nv) {
+                        sim.set_hot(v, h, now);
+                    }
+                }
+                sim.tier_sync(now);
                 decisions += u32::from(changed);
                 if spec.timeline {
                     timeline.push(TimelinePoint {
@@ -560,6 +571,25 @@ pub fn simulate_with_progress(
         u.max_replicas = *m;
     }
     let rejected = sim.outcomes.iter().filter(|o| o.rejected).count();
+    let mut scale_to_zero = tier_metrics::summarise(&sim.outcomes, &sim.flags, &sim.tier);
+    let warm = sim.warm_hours(end_s);
+    let fraction = policy.warm_cost_fraction();
+    scale_to_zero.victim_rule = sim.victims.name().to_string();
+    scale_to_zero.tiers = policy.hot_replicas().is_some();
+    scale_to_zero.warm_replica_hours = warm.iter().map(|w| w.0).sum();
+    scale_to_zero.warm_gpu_hours = warm.iter().map(|w| w.1).sum();
+    scale_to_zero.warm_cost = warm
+        .iter()
+        .zip(&spec.variants)
+        .map(|(w, v)| w.0 * v.profile.cost_per_hour * fraction)
+        .sum();
+    let full_warm: f64 = warm
+        .iter()
+        .zip(&spec.variants)
+        .map(|(w, v)| w.0 * v.profile.cost_per_hour)
+        .sum();
+    scale_to_zero.cost_with_warm_fraction =
+        variants.iter().map(|u| u.cost).sum::<f64>() - full_warm + scale_to_zero.warm_cost;
     let completed = sim.outcomes.iter().filter(|o| o.tpot_s.is_some()).count();
     SimReport {
         name: policy.name().to_string(),
@@ -588,5 +618,6 @@ pub fn simulate_with_progress(
         },
         simulated_s: end_s,
         timeline,
+        scale_to_zero,
     }
 }

@@ -70,6 +70,12 @@ impl PrefixCache {
     pub fn is_empty(&self) -> bool {
         self.stamp_of.is_empty()
     }
+
+    /// Forgets every block (an engine put to sleep drops its KV cache).
+    pub fn clear(&mut self) {
+        self.stamp_of.clear();
+        self.by_stamp.clear();
+    }
 }
 
 #[cfg(test)]

@@ -180,6 +180,19 @@ impl Replica {
         self.stats
     }
 
+    /// Tokens held by running sequences.
+    #[must_use]
+    pub fn kv_tokens(&self) -> u64 {
+        self.kv_used
+    }
+
+    /// Drops the prefix cache (sleep level 1 discards the KV cache; a woken engine starts
+    /// empty). Only valid while nothing is queued or running.
+    pub fn drop_prefix_cache(&mut self) {
+        debug_assert!(self.is_empty(), "sleeping a replica with work");
+        self.cache.clear();
+    }
+
     /// Leading prompt blocks of `req` this replica has cached (for prefix-aware routing).
     #[must_use]
     pub fn cached_prefix_blocks(&self, req: &SimRequest) -> usize {

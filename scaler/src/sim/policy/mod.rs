@@ -16,6 +16,7 @@ pub mod llmd_slo;
 pub mod oracle;
 pub mod slo_scaler;
 pub mod static_peak;
+pub mod tiered;
 
 use forecasting::capacity::{Slo, capacity_per_replica};
 use forecasting::latency::RequestMix;
@@ -78,6 +79,20 @@ pub trait Policy {
         }
         m
     }
+    /// Serving (hot) replicas per variant after the last wishes, for policies that run
+    /// warm tiers (the rest of the pods sleep); `None`: every pod serves.
+    fn hot_replicas(&self) -> Option<Vec<u32>> {
+        None
+    }
+    /// How the Deployment picks pods to remove (the simulator's least-loaded rule unless
+    /// the policy sets pod-deletion costs or asks for the ReplicaSet's own order).
+    fn victim_rule(&self) -> super::victims::VictimRule {
+        super::victims::VictimRule::LeastLoaded
+    }
+    /// A sleeping replica's cost as a fraction of a serving one's (for the report).
+    fn warm_cost_fraction(&self) -> f64 {
+        1.0
+    }
 }
 
 /// Everything a policy may be built from.
@@ -106,6 +121,8 @@ pub struct PolicyContext {
     /// per `forecast_interval_s`, oldest first, the last ending at time 0 — what `serve`
     /// backfills from Prometheus at start. Empty when the slice starts the trace.
     pub history_rates_per_s: Vec<f64>,
+    /// Hot/warm/cold tier settings (`sizing.tiers`) for the tiered policies.
+    pub tiers: crate::tiers::TierSettings,
     /// Window of the arrival rate policies observe, seconds (the fleet's `rate_window_s`).
     pub rate_window_s: f64,
 }
@@ -169,6 +186,7 @@ pub fn build(name: &str, ctx: &PolicyContext) -> Result<Box<dyn Policy>, PolicyE
         )),
         "slo-scaler" => Box::new(slo_scaler::SloScaler::new(ctx)?),
         "oracle" => Box::new(oracle::Oracle::new(ctx)),
+        n if tiered::NAMES.contains(&n) => Box::new(tiered::Tiered::new(n, ctx)?),
         _ => {
             return Err(PolicyError::Unknown {
                 got: name.to_string(),

@@ -27,40 +27,7 @@ impl SloScaler {
     /// [`PolicyError::Pipeline`] when a variant cannot meet the SLO or the settings are
     /// invalid.
     pub fn new(ctx: &PolicyContext) -> Result<Self, PolicyError> {
-        let variants = ctx
-            .variants
-            .iter()
-            .map(|v| VariantInput {
-                name: v.name.clone(),
-                gpu_type: v.profile.gpu.clone(),
-                gpus_per_replica: v.profile.tensor_parallel,
-                profile: Profile::clone(&v.profile),
-                min: v.min,
-                max: v.max,
-            })
-            .collect();
-        let pipeline = ModelPipeline::new(
-            ModelInput {
-                name: MODEL.into(),
-                priority: 0,
-                target: SloTarget {
-                    slo: ctx.slo,
-                    attainment: ctx.attainment,
-                },
-                mix: ctx.mix.clone(),
-                variants,
-                forecast_interval_s: ctx.forecast_interval_s,
-            },
-            ctx.stabilization,
-        )?
-        .with_burst_sizing(ctx.rate_window_s);
-        let mut fleet = Fleet::new(vec![pipeline], None);
-        // History before the slice, as `serve` backfills it: one sample per interval.
-        let n = ctx.history_rates_per_s.len();
-        for (k, rate) in ctx.history_rates_per_s.iter().enumerate() {
-            let t_s = -((n - k) as f64) * ctx.forecast_interval_s;
-            fleet.observe(MODEL, t_s, *rate);
-        }
+        let fleet = pipeline_fleet(ctx, None)?;
         Ok(Self {
             fleet,
             names: ctx.variants.iter().map(|v| v.name.clone()).collect(),
@@ -94,4 +61,54 @@ impl Policy for SloScaler {
         }
         self.last.clone()
     }
+}
+
+/// The pipeline fleet `serve` would run for this context, with history fed, optionally with
+/// hot/warm/cold tiers (the `tiered` policies).
+///
+/// # Errors
+/// [`PolicyError::Pipeline`] when a variant cannot meet the SLO or the settings are invalid.
+pub(crate) fn pipeline_fleet(
+    ctx: &PolicyContext,
+    tiers: Option<crate::tiers::TierSettings>,
+) -> Result<Fleet, PolicyError> {
+    let variants = ctx
+        .variants
+        .iter()
+        .map(|v| VariantInput {
+            name: v.name.clone(),
+            gpu_type: v.profile.gpu.clone(),
+            gpus_per_replica: v.profile.tensor_parallel,
+            profile: Profile::clone(&v.profile),
+            min: v.min,
+            max: v.max,
+        })
+        .collect();
+    let pipeline = ModelPipeline::new(
+        ModelInput {
+            name: MODEL.into(),
+            priority: 0,
+            target: SloTarget {
+                slo: ctx.slo,
+                attainment: ctx.attainment,
+            },
+            mix: ctx.mix.clone(),
+            variants,
+            forecast_interval_s: ctx.forecast_interval_s,
+        },
+        ctx.stabilization,
+    )?
+    .with_burst_sizing(ctx.rate_window_s);
+    let pipeline = match tiers {
+        Some(t) => pipeline.with_tiers(t),
+        None => pipeline,
+    };
+    let mut fleet = Fleet::new(vec![pipeline], None);
+    // History before the slice, as `serve` backfills it: one sample per interval.
+    let n = ctx.history_rates_per_s.len();
+    for (k, rate) in ctx.history_rates_per_s.iter().enumerate() {
+        let t_s = -((n - k) as f64) * ctx.forecast_interval_s;
+        fleet.observe(MODEL, t_s, *rate);
+    }
+    Ok(fleet)
 }

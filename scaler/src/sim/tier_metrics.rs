@@ -1,0 +1,186 @@
+//! What the scale-to-zero and warm-pool machinery reports (issue 9): waits on cold starts
+//! and on wakes, the first token after an idle spell, warm-replica cost, and what
+//! scale-downs did to prefix caches and latency.
+//!
+//! Where to start: [`ScaleToZeroReport`] (the `scale_to_zero` object of each policy in
+//! `backtest --format json`) and [`render_table`]. Definitions:
+//! - an **idle spell** is a gap of at least [`IDLE_GAP_S`] between two arrivals; the request
+//!   ending it is a *first request after an idle spell* and its TTFT is the time from first
+//!   request to first token;
+//! - a **scale-down** is a serving replica leaving (removed, draining) or going to sleep;
+//!   requests arriving within [`AFTER_SCALE_DOWN_S`] of one are *after a scale-down*, and
+//!   the prefix-cache hit rate after scale-downs is over the prompt tokens admitted in
+//!   those windows (sampled at HPA syncs).
+
+use serde::Serialize;
+
+use super::metrics::{Percentiles, RequestOutcome, SimReport, percentiles};
+
+/// Shortest arrival gap that counts as an idle spell, seconds (KEDA's default cooldown:
+/// a plain scale-to-zero fleet is gone after such a gap).
+pub const IDLE_GAP_S: f64 = 300.0;
+
+/// Window after a scale-down whose requests and prefix hits are attributed to it, seconds.
+pub const AFTER_SCALE_DOWN_S: f64 = 300.0;
+
+/// Scale-to-zero and warm-pool figures of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct ScaleToZeroReport {
+    /// How victims were chosen on scale-down.
+    pub victim_rule: String,
+    /// Whether the policy ran hot/warm tiers.
+    pub tiers: bool,
+    /// Requests held at the gateway until a woken replica served them.
+    pub requests_waited_on_wake: usize,
+    /// Replicas put to sleep.
+    pub sleeps: u32,
+    /// Replicas woken.
+    pub wakes: u32,
+    /// Replica-hours spent asleep.
+    pub warm_replica_hours: f64,
+    /// GPU-hours spent asleep (a sleeping pod holds its GPUs).
+    pub warm_gpu_hours: f64,
+    /// Cost of the sleeping hours at the policy's warm cost fraction.
+    pub warm_cost: f64,
+    /// Total cost with sleeping hours at the warm cost fraction (`cost` counts them in full).
+    pub cost_with_warm_fraction: f64,
+    /// First requests after an idle spell.
+    pub idle_spells: usize,
+    /// Of those, how many waited on a cold start.
+    pub idle_spells_cold: usize,
+    /// Their TTFT (first request to first token), ms.
+    pub first_ttft_after_idle_ms: Percentiles,
+    /// Serving replicas removed or put to sleep.
+    pub scale_downs: u32,
+    /// Requests arriving within the window after a scale-down.
+    pub requests_after_scale_down: usize,
+    /// Their TTFT, ms.
+    pub ttft_after_scale_down_ms: Percentiles,
+    /// Prefix-cache hit rate over prompt tokens admitted within the windows.
+    pub prefix_hit_rate_after_scale_down: f64,
+}
+
+/// Per-run accumulators the engine updates.
+#[derive(Debug, Clone, Default)]
+pub struct TierCounters {
+    /// Sleeps.
+    pub sleeps: u32,
+    /// Wakes.
+    pub wakes: u32,
+    /// Scale-downs (serving replica removed or slept).
+    pub scale_downs: u32,
+    /// End of the current after-scale-down window.
+    pub after_down_until_s: f64,
+    /// Prompt and cached tokens over all replicas at the previous sync.
+    pub last_tokens: (u64, u64),
+    /// Prompt and cached tokens admitted inside after-scale-down windows.
+    pub after_tokens: (u64, u64),
+    /// Time of the last arrival.
+    pub last_arrival_s: Option<f64>,
+    /// Time of the previous sync.
+    pub last_sync_s: f64,
+}
+
+/// Per-request flags the engine sets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestFlags {
+    /// First request after an idle spell.
+    pub after_idle: bool,
+    /// Arrived within the window after a scale-down.
+    pub after_scale_down: bool,
+    /// Held until a woken replica served it.
+    pub waited_on_wake: bool,
+}
+
+/// Builds the report from the per-request outcomes and flags.
+#[must_use]
+pub fn summarise(
+    outcomes: &[RequestOutcome],
+    flags: &[RequestFlags],
+    counters: &TierCounters,
+) -> ScaleToZeroReport {
+    let mut idle_ttft = Vec::new();
+    let mut down_ttft = Vec::new();
+    let (mut idle, mut idle_cold, mut after, mut waited_wake) = (0, 0, 0, 0);
+    for (o, f) in outcomes.iter().zip(flags) {
+        waited_wake += usize::from(f.waited_on_wake);
+        if f.after_idle {
+            idle += 1;
+            idle_cold += usize::from(o.waited_on_cold_start);
+            // Never served: counted at the run's length would mislead; it shows in
+            // `unfinished` instead.
+            if let Some(t) = o.ttft_s {
+                idle_ttft.push(t);
+            }
+        }
+        if f.after_scale_down {
+            after += 1;
+            if let Some(t) = o.ttft_s {
+                down_ttft.push(t);
+            }
+        }
+    }
+    let (p, c) = counters.after_tokens;
+    ScaleToZeroReport {
+        requests_waited_on_wake: waited_wake,
+        sleeps: counters.sleeps,
+        wakes: counters.wakes,
+        idle_spells: idle,
+        idle_spells_cold: idle_cold,
+        first_ttft_after_idle_ms: percentiles(&mut idle_ttft, 1000.0),
+        scale_downs: counters.scale_downs,
+        requests_after_scale_down: after,
+        ttft_after_scale_down_ms: percentiles(&mut down_ttft, 1000.0),
+        prefix_hit_rate_after_scale_down: if p == 0 { 0.0 } else { c as f64 / p as f64 },
+        ..ScaleToZeroReport::default()
+    }
+}
+
+/// A fixed-width table of the scale-to-zero figures, one row per policy.
+#[must_use]
+pub fn render_table(reports: &[SimReport]) -> String {
+    use std::fmt::Write as _;
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.0}"));
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<22} {:>7} {:>7} {:>6} {:>6} {:>9} {:>8} {:>9} {:>11} {:>11} {:>6} {:>7} {:>10} {:>9}",
+        "scale-to-zero",
+        "cold-w",
+        "wake-w",
+        "sleeps",
+        "wakes",
+        "warm GPUh",
+        "cost",
+        "cost@frac",
+        "idle n/cold",
+        "1st TTFT p50",
+        "downs",
+        "hit↓",
+        "TTFT↓ p90",
+        "victims"
+    );
+    for r in reports {
+        let z = &r.scale_to_zero;
+        let idle = format!("{}/{}", z.idle_spells, z.idle_spells_cold);
+        let _ = writeln!(
+            s,
+            "{:<22} {:>7} {:>7} {:>6} {:>6} {:>9.2} {:>8.2} {:>9.2} {:>11} {:>11} {:>6} {:>6.1}% {:>10} {:>9}",
+            r.name,
+            r.requests_waited_on_cold_start,
+            z.requests_waited_on_wake,
+            z.sleeps,
+            z.wakes,
+            z.warm_gpu_hours,
+            r.cost,
+            z.cost_with_warm_fraction,
+            idle,
+            ms(z.first_ttft_after_idle_ms.p50),
+            z.scale_downs,
+            z.prefix_hit_rate_after_scale_down * 100.0,
+            ms(z.ttft_after_scale_down_ms.p90),
+            z.victim_rule
+        );
+    }
+    s
+}
