@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TlsConfig};
-use crate::demo::{DemoPlanner, ServedPlanner};
 use crate::decision::Planner;
+use crate::demo::{DemoPlanner, ServedPlanner};
 use crate::k8s::fleet::{PolicyPlanner, settings_from_yaml};
 use crate::k8s::kube;
 use crate::k8s::lease::LeaseConfig;
