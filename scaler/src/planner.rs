@@ -153,27 +153,33 @@ impl FleetPlanner {
                     message: e.to_string(),
                 }
             })?;
-            pipelines.push(
-                ModelPipeline::new(
-                    ModelInput {
-                        name: m.name.clone(),
-                        priority: m.priority,
-                        target: SloTarget {
-                            slo: Slo {
-                                ttft_ms: slo.ttft_ms,
-                                tpot_ms: slo.tpot_ms,
-                                percentile: slo.percentile,
-                            },
-                            attainment: slo.attainment,
+            let pipeline = ModelPipeline::new(
+                ModelInput {
+                    name: m.name.clone(),
+                    priority: m.priority,
+                    target: SloTarget {
+                        slo: Slo {
+                            ttft_ms: slo.ttft_ms,
+                            tpot_ms: slo.tpot_ms,
+                            percentile: slo.percentile,
                         },
-                        mix,
-                        variants,
-                        forecast_interval_s: config.sizing.forecast_interval_s,
+                        attainment: slo.attainment,
                     },
-                    config.sizing.stabilization,
-                )?
-                .with_burst_sizing(config.metrics.rate_window_s),
-            );
+                    mix,
+                    variants,
+                    forecast_interval_s: config.sizing.forecast_interval_s,
+                },
+                config.sizing.stabilization,
+            )?
+            .with_burst_sizing(config.metrics.rate_window_s);
+            // The tier rule (hot/warm/cold) only where something puts pods to sleep: the
+            // warm-pool actuator, configured by `warm_pool` (docs/warm-pool.md). Without
+            // it a "warm" replica would just be an extra hot one.
+            let pipeline = match &config.warm_pool {
+                Some(_) => pipeline.with_tiers(config.sizing.tiers),
+                None => pipeline,
+            };
+            pipelines.push(pipeline);
         }
         Ok(Self {
             catalog: Catalog::new(config.models.iter().map(|m| ModelInfo {
