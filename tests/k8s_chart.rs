@@ -469,6 +469,12 @@ fn rbac_is_least_privilege() {
                 verb,
             ));
         }
+        if what == "namespaced" {
+            // warmPool.engineNamespaces: pods, for the serving label and deletion cost.
+            for verb in ["get", "list", "patch"] {
+                expected.insert(("Role", "", "pods", verb));
+            }
+        }
         let expected: BTreeSet<(String, String, String, String)> = expected
             .into_iter()
             .map(|(a, b, c, d)| (a.into(), b.into(), c.into(), d.into()))
@@ -501,6 +507,8 @@ fn rbac_is_least_privilege() {
                 .map(|d| d["metadata"]["namespace"].as_str().expect("ns"))
                 .collect();
             assert_eq!(namespaces, BTreeSet::from(["llm", "llm-canary"]));
+            let pods = find(&docs, "Role", "slo-scaler-warm-pool");
+            assert_eq!(pods["metadata"]["namespace"], "llm");
         }
     }
 }
