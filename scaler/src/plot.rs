@@ -383,3 +383,139 @@ pub fn encode_png(rgb: &[u8], width_px: u32, height_px: u32) -> Result<Vec<u8>, 
     }
     Ok(out)
 }
+
+/// What the backtest PNG shows: one panel per policy, top to bottom.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestLegend {
+    /// Image width in pixels.
+    pub width_px: u32,
+    /// Image height in pixels.
+    pub height_px: u32,
+    /// Background colour.
+    pub background: String,
+    /// Arrival-rate colour (every panel).
+    pub demand_color: String,
+    /// Replica colours per variant, bottom of the stack first.
+    pub variant_colors: Vec<(String, String)>,
+    /// One panel per policy.
+    pub panels: Vec<BacktestPanel>,
+}
+
+/// One policy's panel: arrivals over time, then replicas stacked per variant.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestPanel {
+    /// Policy name.
+    pub policy: String,
+    /// Pixel rows of the panel, `[top, bottom)`.
+    pub y_px: [u32; 2],
+    /// The x axis, simulation seconds.
+    pub x_s: [f64; 2],
+    /// Arrival rate strip, req/s.
+    pub demand: Strip,
+    /// Replicas strip (stacked per variant).
+    pub replicas: Strip,
+}
+
+/// Pixel height of one policy's panel.
+pub const BACKTEST_PANEL_HEIGHT_PX: u32 = 260;
+
+/// Draws each report's timeline (they must have been run with a timeline): arrival rate, and
+/// replicas held per variant (stacked areas), one panel per policy, sharing both y ranges so
+/// panels compare at a glance.
+pub fn backtest_chart(
+    reports: &[crate::sim::metrics::SimReport],
+    variants: &[String],
+) -> Result<(Vec<u8>, BacktestLegend), PlotError> {
+    let n = reports.len().max(1) as u32;
+    let (w, h) = (WIDTH_PX, BACKTEST_PANEL_HEIGHT_PX * n);
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    let points = || reports.iter().flat_map(|r| r.timeline.iter());
+    let x_end = points().map(|p| p.t_s).fold(0.0, f64::max).max(1.0);
+    let x_range = [0.0, x_end];
+    let dy = y_top(points().map(|p| p.arrivals_per_s).fold(0.0, f64::max));
+    let ry = y_top(f64::from(
+        points()
+            .map(|p| p.replicas.iter().sum::<u32>())
+            .max()
+            .unwrap_or(0),
+    ));
+    let colors: Vec<RGBColor> = (0..variants.len())
+        .map(|k| VARIANTS[k % VARIANTS.len()])
+        .collect();
+    let mut panels = Vec::new();
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        root.fill(&BACKGROUND).map_err(draw_err)?;
+        for (i, (area, r)) in root
+            .split_evenly((n as usize, 1))
+            .iter()
+            .zip(reports)
+            .enumerate()
+        {
+            let inner = area.margin(8, 8, 8, 8);
+            let (d_area, r_area) =
+                inner.split_vertically((BACKTEST_PANEL_HEIGHT_PX as i32 - 16) / 2);
+            let d_area = d_area.margin(0, 3, 0, 0);
+            let r_area = r_area.margin(3, 0, 0, 0);
+            let strip = |a: &DrawingArea<BitMapBackend, plotters::coord::Shift>, y: f64| {
+                let (_, ys) = a.get_pixel_range();
+                Strip {
+                    y_px: [ys.start as u32, ys.end as u32],
+                    y_range: [0.0, y],
+                }
+            };
+            let top = i as u32 * BACKTEST_PANEL_HEIGHT_PX;
+            panels.push(BacktestPanel {
+                policy: r.name.clone(),
+                y_px: [top, top + BACKTEST_PANEL_HEIGHT_PX],
+                x_s: x_range,
+                demand: strip(&d_area, dy),
+                replicas: strip(&r_area, ry),
+            });
+            let mut d = ChartBuilder::on(&d_area)
+                .build_cartesian_2d(x_range[0]..x_range[1], 0.0..dy)
+                .map_err(draw_err)?;
+            frame(&mut d, x_range, dy)?;
+            d.draw_series(LineSeries::new(
+                r.timeline.iter().map(|p| (p.t_s, p.arrivals_per_s)),
+                FORECAST.stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+            let mut c = ChartBuilder::on(&r_area)
+                .build_cartesian_2d(x_range[0]..x_range[1], 0.0..ry)
+                .map_err(draw_err)?;
+            frame(&mut c, x_range, ry)?;
+            // Top of the stack first, so each lower layer paints over the one above it.
+            for k in (0..variants.len()).rev() {
+                let cum = |p: &crate::sim::metrics::TimelinePoint| {
+                    f64::from(p.replicas.iter().take(k + 1).sum::<u32>())
+                };
+                // Held until the next sync: a step function.
+                let mut pts = Vec::new();
+                for (j, p) in r.timeline.iter().enumerate() {
+                    let next = r.timeline.get(j + 1).map_or(x_end, |q| q.t_s);
+                    pts.push((p.t_s, cum(p)));
+                    pts.push((next, cum(p)));
+                }
+                c.draw_series(AreaSeries::new(pts, 0.0, colors[k].filled()))
+                    .map_err(draw_err)?;
+            }
+        }
+        root.present().map_err(draw_err)?;
+    }
+    Ok((
+        rgb,
+        BacktestLegend {
+            width_px: w,
+            height_px: h,
+            background: hex(BACKGROUND),
+            demand_color: hex(FORECAST),
+            variant_colors: variants
+                .iter()
+                .zip(&colors)
+                .map(|(v, c)| (v.clone(), hex(*c)))
+                .collect(),
+            panels,
+        },
+    ))
+}
