@@ -456,3 +456,98 @@ fn real_servegen_trace_schedule_covers_the_next_day() {
     // demand_scale=1 changes nothing.
     assert_eq!(r["what_if"]["diff"][0]["delta_cost_over_hours"], 0.0);
 }
+
+/// Pixels of `rgb` (`#rrggbb`) in rows `ys` of a decoded RGB PNG.
+fn count_colour(img: &[u8], width: u32, ys: [u64; 2], rgb: &str) -> usize {
+    let c = u32::from_str_radix(rgb.trim_start_matches('#'), 16).unwrap();
+    let want = [(c >> 16) as u8, (c >> 8) as u8, c as u8];
+    let row = width as usize * 3;
+    img[ys[0] as usize * row..ys[1] as usize * row]
+        .chunks_exact(3)
+        .filter(|p| *p == want)
+        .count()
+}
+
+#[test]
+fn plot_draws_one_readable_panel_per_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = synthetic_week(dir.path());
+    // Two SLO models: the fixture's, and one that can only use A100s.
+    let mut cfg = std::fs::read_to_string(fleet()).unwrap();
+    cfg += "  - name: small-a100-only\n    slo: { ttft_ms: 1000, tpot_ms: 50, percentile: p90, \
+            attainment: 0.95 }\n    request_mix: { prompt_tokens: 500, output_tokens: 100 }\n    \
+            variants:\n      - { name: a100, profile: builtin/llama-3.1-8b_a100-80gb_tp1_derived, \
+            gpu_type: A100-80GB, cost_per_hour: 1.6, max_replicas: 16 }\n    \
+            demand: { kind: constant, rps: 1 }\n";
+    let config = dir.path().join("fleet.yaml");
+    std::fs::write(&config, cfg).unwrap();
+    let png_path = dir.path().join("out/plan.png");
+    std::fs::create_dir_all(png_path.parent().unwrap()).unwrap();
+    let (ok, out, err) = recommend(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--at",
+        "6d",
+        "--hours",
+        "12",
+        "--plot",
+        png_path.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}\n{out}");
+    assert!(err.contains("small-a100-only: hours -24..12"), "{err}");
+
+    let decoder = png::Decoder::new(std::fs::File::open(&png_path).unwrap());
+    let mut reader = decoder.read_info().expect("a valid PNG");
+    let mut img = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut img).expect("PNG image data");
+    assert_eq!((info.width, info.height), (1200, 2 * 420));
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+
+    let legend: Value =
+        serde_json::from_str(&std::fs::read_to_string(png_path.with_extension("json")).unwrap())
+            .unwrap();
+    assert_eq!(legend["height_px"], 840);
+    let panels = legend["panels"].as_array().unwrap();
+    let names: Vec<&str> = panels
+        .iter()
+        .map(|p| p["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["llama-3.1-8b-instruct", "small-a100-only"]);
+    let rows = |v: &Value| [v[0].as_u64().unwrap(), v[1].as_u64().unwrap()];
+    for p in panels {
+        let model = p["model"].as_str().unwrap();
+        let [top, bottom] = rows(&p["y_px"]);
+        let demand = rows(&p["demand"]["y_px"]);
+        let replicas = rows(&p["replicas"]["y_px"]);
+        let cost = rows(&p["cost_per_hour"]["y_px"]);
+        for s in [demand, replicas, cost] {
+            assert!(top <= s[0] && s[0] < s[1] && s[1] <= bottom, "{model}: {p}");
+        }
+        let colour = |k: &str| p["colors"][k].as_str().unwrap().to_string();
+        for (what, strip, c) in [
+            ("history", demand, colour("history")),
+            ("forecast", demand, colour("forecast")),
+            ("band", demand, colour("band")),
+            ("cost", cost, colour("cost")),
+        ] {
+            let n = count_colour(&img, 1200, strip, &c);
+            assert!(
+                n > 50,
+                "{model}: {n} pixels of the {what} ({c}) in rows {strip:?}"
+            );
+        }
+        let stacked: usize = p["variant_colors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|vc| count_colour(&img, 1200, replicas, vc[1].as_str().unwrap()))
+            .sum();
+        assert!(stacked > 500, "{model}: {stacked} replica-bar pixels");
+    }
+    // The ranges are the data's: the demand axis covers the synthetic week's peak (<= 52
+    // req/s) and the replica axis the largest hourly plan.
+    let y = panels[0]["demand"]["y_range"][1].as_f64().unwrap();
+    assert!((30.0..=60.0).contains(&y), "demand axis top {y}");
+}

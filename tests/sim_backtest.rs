@@ -41,6 +41,7 @@ fn args(trace: PathBuf, duration_s: f64) -> BacktestArgs {
         slo_tpot_ms: None,
         timeline: false,
         progress: false,
+        plot: None,
     }
 }
 
@@ -337,5 +338,73 @@ fn no_policy_is_cheaper_than_the_oracle_at_its_attainment() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn backtest_plot_draws_a_panel_per_policy_from_the_timeline() {
+    // Two hours of a synthetic ServeGen trace (written here): 20 req/s rising to 40.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("ramp");
+    std::fs::create_dir_all(&trace).unwrap();
+    let csv: String = (0..12)
+        .map(|i| {
+            let rate = 20.0 + 2.0 * f64::from(i);
+            format!("{},{rate},1.0,Gamma,1.0,{}\n", i * 600, 1.0 / rate)
+        })
+        .collect();
+    std::fs::write(trace.join("chunk-0-trace.csv"), csv).unwrap();
+    let png_path = dir.path().join("bt.png");
+    let out = std::process::Command::new(slo_scaler_integration::scaler_bin())
+        .args(["backtest", "--trace", trace.to_str().unwrap()])
+        .args(["--duration-s", "1800", "--policy", "static-peak,oracle"])
+        .args([
+            "--tokens",
+            "fixed:500,50",
+            "--plot",
+            png_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("2 policies"), "{err}");
+
+    let mut reader = png::Decoder::new(std::fs::File::open(&png_path).unwrap())
+        .read_info()
+        .expect("a valid PNG");
+    let mut img = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut img).unwrap();
+    assert_eq!((info.width, info.height), (1200, 2 * 260));
+    let legend: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(png_path.with_extension("json")).unwrap())
+            .unwrap();
+    let colour = |s: &str| {
+        let c = u32::from_str_radix(s.trim_start_matches('#'), 16).unwrap();
+        [(c >> 16) as u8, (c >> 8) as u8, c as u8]
+    };
+    let count = |rows: &serde_json::Value, c: [u8; 3]| {
+        let (a, b) = (
+            rows[0].as_u64().unwrap() as usize,
+            rows[1].as_u64().unwrap() as usize,
+        );
+        img[a * 1200 * 3..b * 1200 * 3]
+            .chunks_exact(3)
+            .filter(|p| **p == c)
+            .count()
+    };
+    let demand = colour(legend["demand_color"].as_str().unwrap());
+    let first_variant = colour(legend["variant_colors"][0][1].as_str().unwrap());
+    let panels = legend["panels"].as_array().unwrap();
+    let names: Vec<&str> = panels
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["static-peak", "oracle"]);
+    for p in panels {
+        let d = count(&p["demand"]["y_px"], demand);
+        assert!(d > 100, "{}: {d} arrival-rate pixels", p["policy"]);
+        let r = count(&p["replicas"]["y_px"], first_variant);
+        assert!(r > 1000, "{}: {r} replica pixels", p["policy"]);
     }
 }

@@ -31,6 +31,7 @@ fn args(trace: PathBuf, start_s: f64, duration_s: f64) -> BacktestArgs {
         slo_tpot_ms: None,
         timeline: false,
         progress: false,
+        plot: None,
     }
 }
 

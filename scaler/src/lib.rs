@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod pipeline;
 pub mod planner;
+pub mod plot;
 pub mod profile_data;
 pub mod recommend;
 pub mod server;

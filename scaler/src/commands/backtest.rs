@@ -123,6 +123,11 @@ pub struct BacktestArgs {
     /// terminal anyway).
     #[arg(long)]
     pub progress: bool,
+    /// Also draw a PNG per policy: arrival rate and replicas per variant over time (records
+    /// the timeline). No text in the image: `FILE.json` beside it is the legend
+    /// (docs/simulator.md).
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
 }
 
 /// A workload, a fleet and a policy context, ready to simulate.
@@ -368,7 +373,7 @@ pub fn prepare(
         scaling: ScalingSettings::default(),
         rate_window_s: config.metrics.rate_window_s,
         initial,
-        timeline: args.timeline,
+        timeline: args.timeline || args.plot.is_some(),
         drain_limit_s: 3600.0,
     };
     Ok(Prepared {
@@ -639,6 +644,33 @@ pub fn run(args: BacktestArgs) -> anyhow::Result<()> {
             Progress::Advance { .. } => {}
         }
     })?;
+    if let Some(path) = &args.plot {
+        let names: Vec<String> = prepared
+            .spec
+            .variants
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        let (rgb, legend) = crate::plot::backtest_chart(&reports, &names)?;
+        let bytes = crate::plot::encode_png(&rgb, legend.width_px, legend.height_px)?;
+        std::fs::write(path, bytes)
+            .map_err(|e| anyhow::anyhow!("writing --plot {}: {e}", path.display()))?;
+        let legend_path = path.with_extension("json");
+        std::fs::write(&legend_path, serde_json::to_string_pretty(&legend)?)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", legend_path.display()))?;
+        if let Some(p) = legend.panels.first() {
+            eprintln!(
+                "plot {}: {} policies, 0..{:.0} s; arrivals 0..{:.1} req/s, replicas 0..{:.1} \
+                 (colours in {})",
+                path.display(),
+                legend.panels.len(),
+                p.x_s[1],
+                p.demand.y_range[1],
+                p.replicas.y_range[1],
+                legend_path.display()
+            );
+        }
+    }
     match args.format {
         Format::Json => println!(
             "{}",
@@ -698,6 +730,7 @@ mod tests {
             slo_tpot_ms: None,
             timeline: false,
             progress: false,
+            plot: None,
         };
         // 60 s steps of simulation time are 120 s of trace time at speed 2: two whole
         // steps fit before 300 s, the newest ending exactly at the slice's start.

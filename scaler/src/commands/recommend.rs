@@ -76,6 +76,50 @@ pub struct RecommendArgs {
     /// `--format yaml`: name of the TriggerAuthentication (mTLS) to reference.
     #[arg(long)]
     pub trigger_auth: Option<String>,
+    /// Also draw a PNG: per model, demand history and forecast band, replicas per variant
+    /// per hour, cost per hour. The chart has no text; `FILE.json` beside it says what each
+    /// colour is and the axis ranges (docs/recommend.md).
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
+}
+
+/// Draws the report to `path` and its legend to `path` with a `.json` extension; prints
+/// the axis ranges to stderr.
+fn write_plot(
+    path: &Path,
+    report: &crate::recommend::Report,
+    inputs: &Inputs,
+) -> anyhow::Result<()> {
+    let histories: BTreeMap<String, History> = inputs
+        .histories
+        .iter()
+        .filter_map(|(m, h)| h.as_ref().ok().map(|h| (m.clone(), h.clone())))
+        .collect();
+    let chart = crate::plot::recommend_chart(report, &histories)?;
+    let l = &chart.legend;
+    let bytes = crate::plot::encode_png(&chart.rgb, l.width_px, l.height_px)?;
+    std::fs::write(path, bytes).with_context(|| format!("writing --plot {}", path.display()))?;
+    let legend_path = path.with_extension("json");
+    std::fs::write(
+        &legend_path,
+        serde_json::to_string_pretty(l).expect("the legend serializes"),
+    )
+    .with_context(|| format!("writing {}", legend_path.display()))?;
+    for p in &l.panels {
+        eprintln!(
+            "plot {}: {}: hours {}..{} from --at; demand 0..{:.1} req/s, replicas 0..{:.1}, \
+             cost 0..{:.2} $/h (colours in {})",
+            path.display(),
+            p.model,
+            p.x_hours[0],
+            p.x_hours[1],
+            p.demand.y_range[1],
+            p.replicas.y_range[1],
+            p.cost_per_hour.y_range[1],
+            legend_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm).
@@ -437,6 +481,9 @@ pub async fn run(args: RecommendArgs) -> anyhow::Result<()> {
     if let Some(s) = &changed {
         let w = recommend(s, base_dir, &inputs);
         report = with_what_if(report, what_if.given.clone(), w);
+    }
+    if let Some(path) = &args.plot {
+        write_plot(path, &report, &inputs)?;
     }
     match args.format {
         Format::Table => print!("{}", table(&report)),
