@@ -14,13 +14,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use serde_json::{Value, json};
 use slo_scaler::k8s::crd::SloScalingPolicy;
 use slo_scaler::k8s::kube;
 use slo_scaler::k8s::status::{StatusError, StatusWriter, WriteOutcome};
 use slo_scaler::k8s::watch::{PolicyError, PolicySnapshot, Scope};
+use slo_scaler_integration::fake_apiserver::{
+    json_response, lease_call, merge_patch, status_error,
+};
 use slo_scaler_integration::init_crypto;
 use tokio::sync::mpsc;
 
@@ -74,42 +77,6 @@ fn policy(ns: &str, name: &str, model: &str, rv: u64, generation: i64) -> Value 
     })
 }
 
-fn status_error(code: u16, reason: &str, message: &str) -> Response {
-    let body = json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {},
-        "status": "Failure", "message": message, "reason": reason, "code": code
-    });
-    (
-        StatusCode::from_u16(code).expect("code"),
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn json_response(v: &Value) -> Response {
-    ([("content-type", "application/json")], v.to_string()).into_response()
-}
-
-fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = json!({});
-            }
-            let t = target.as_object_mut().expect("object");
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
 async fn handle(
     axum::extract::State(fake): axum::extract::State<Fake>,
     method: Method,
@@ -141,7 +108,8 @@ async fn handle(
         body: body_json.clone(),
     });
     if let Some(rest) = path.strip_prefix(LEASES) {
-        return lease_call(&mut st, &method, rest, &body_json);
+        let st = &mut *st;
+        return lease_call(&mut st.leases, &mut st.rv, &method, rest, &body_json);
     }
     let all = format!("{BASE}/sloscalingpolicies");
     let rest = path.strip_prefix(&format!("{BASE}/namespaces/"));
@@ -220,55 +188,6 @@ async fn handle(
 }
 
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/";
-
-/// `.../namespaces/{ns}/leases[/{name}]`: GET, POST (create), PUT (replace with a
-/// resourceVersion precondition), as the API server does.
-fn lease_call(st: &mut State, method: &Method, rest: &str, body: &Value) -> Response {
-    let parts: Vec<&str> = rest.split('/').collect();
-    match (method, parts.as_slice()) {
-        (&Method::GET, [ns, "leases", name]) => {
-            match st.leases.get(&(ns.to_string(), name.to_string())) {
-                Some(l) => json_response(l),
-                None => status_error(404, "NotFound", "leases not found"),
-            }
-        }
-        (&Method::POST, [ns, "leases"]) => {
-            let name = body["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let key = (ns.to_string(), name);
-            if st.leases.contains_key(&key) {
-                return status_error(409, "AlreadyExists", "leases already exists");
-            }
-            st.rv += 1;
-            let mut obj = body.clone();
-            obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-            st.leases.insert(key, obj.clone());
-            (
-                StatusCode::CREATED,
-                [("content-type", "application/json")],
-                obj.to_string(),
-            )
-                .into_response()
-        }
-        (&Method::PUT, [ns, "leases", name]) => {
-            let key = (ns.to_string(), name.to_string());
-            let Some(cur) = st.leases.get(&key) else {
-                return status_error(404, "NotFound", "leases not found");
-            };
-            if body["metadata"]["resourceVersion"] != cur["metadata"]["resourceVersion"] {
-                return status_error(409, "Conflict", "the object has been modified");
-            }
-            st.rv += 1;
-            let mut obj = body.clone();
-            obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-            st.leases.insert(key, obj.clone());
-            json_response(&obj)
-        }
-        _ => status_error(405, "MethodNotAllowed", "not served by the fake"),
-    }
-}
 
 impl Fake {
     async fn start() -> Self {

@@ -50,7 +50,8 @@ pub struct FakeApi {
     pub url: String,
 }
 
-fn status_error(code: u16, reason: &str, message: &str) -> Response {
+/// A Kubernetes `Status` failure response.
+pub fn status_error(code: u16, reason: &str, message: &str) -> Response {
     let body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": "Failure", "message": message, "reason": reason, "code": code
@@ -63,7 +64,8 @@ fn status_error(code: u16, reason: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn json_response(v: &Value) -> Response {
+/// A JSON 200 response.
+pub fn json_response(v: &Value) -> Response {
     ([("content-type", "application/json")], v.to_string()).into_response()
 }
 
@@ -139,7 +141,8 @@ async fn handle(
         body: body_json.clone(),
     });
     if let Some(rest) = path.strip_prefix("/apis/coordination.k8s.io/v1/namespaces/") {
-        return lease_call(&mut st, &method, rest, &body_json);
+        let st = &mut *st;
+        return lease_call(&mut st.leases, &mut st.rv, &method, rest, &body_json);
     }
     if method == Method::GET && path.starts_with("/apis/slo-scaler.io/") {
         // No policies (`serve --kubernetes` watches them): an empty list, a silent watch.
@@ -201,11 +204,20 @@ async fn handle(
     }
 }
 
-fn lease_call(st: &mut State, method: &Method, rest: &str, body: &Value) -> Response {
+/// `.../namespaces/{ns}/leases[/{name}]` (the path after `/apis/coordination.k8s.io/v1/
+/// namespaces/`): GET, POST (create), PUT (replace with a resourceVersion precondition), as
+/// the API server does. Shared by every fake API server of the tests.
+pub fn lease_call(
+    leases: &mut BTreeMap<(String, String), Value>,
+    rv: &mut u64,
+    method: &Method,
+    rest: &str,
+    body: &Value,
+) -> Response {
     let parts: Vec<&str> = rest.split('/').collect();
     match (method, parts.as_slice()) {
         (&Method::GET, [ns, "leases", name]) => {
-            match st.leases.get(&(ns.to_string(), name.to_string())) {
+            match leases.get(&(ns.to_string(), name.to_string())) {
                 Some(l) => json_response(l),
                 None => status_error(404, "NotFound", "leases not found"),
             }
@@ -216,13 +228,13 @@ fn lease_call(st: &mut State, method: &Method, rest: &str, body: &Value) -> Resp
                 .unwrap_or_default()
                 .to_owned();
             let key = (ns.to_string(), name);
-            if st.leases.contains_key(&key) {
+            if leases.contains_key(&key) {
                 return status_error(409, "AlreadyExists", "leases already exists");
             }
-            st.rv += 1;
+            *rv += 1;
             let mut obj = body.clone();
-            obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-            st.leases.insert(key, obj.clone());
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            leases.insert(key, obj.clone());
             (
                 StatusCode::CREATED,
                 [("content-type", "application/json")],
@@ -232,16 +244,16 @@ fn lease_call(st: &mut State, method: &Method, rest: &str, body: &Value) -> Resp
         }
         (&Method::PUT, [ns, "leases", name]) => {
             let key = (ns.to_string(), name.to_string());
-            let Some(cur) = st.leases.get(&key) else {
+            let Some(cur) = leases.get(&key) else {
                 return status_error(404, "NotFound", "leases not found");
             };
             if body["metadata"]["resourceVersion"] != cur["metadata"]["resourceVersion"] {
                 return status_error(409, "Conflict", "the object has been modified");
             }
-            st.rv += 1;
+            *rv += 1;
             let mut obj = body.clone();
-            obj["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-            st.leases.insert(key, obj.clone());
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            leases.insert(key, obj.clone());
             json_response(&obj)
         }
         _ => status_error(405, "MethodNotAllowed", "not served by the fake"),
