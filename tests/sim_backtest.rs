@@ -8,8 +8,7 @@ use std::sync::Arc;
 use forecasting::capacity::Slo;
 use forecasting::latency::Percentile;
 use slo_scaler::commands::backtest::{
-    BacktestArgs, DEFAULT_CONFIG_YAML, Format, RoutingArg, policy_names, prepare, render_json,
-    run_policies,
+    BacktestArgs, DEFAULT_CONFIG_YAML, RoutingArg, policy_names, prepare, render_json, run_policies,
 };
 use slo_scaler::config::Config;
 use slo_scaler::planner::load_profile;
@@ -23,36 +22,11 @@ use slo_scaler::sim::{FleetSpec, SimVariant, simulate};
 
 /// The flags as `slo-scaler backtest --trace PATH` would parse them, with a slice.
 fn args(trace: PathBuf, duration_s: f64) -> BacktestArgs {
-    BacktestArgs {
-        trace,
-        config: None,
-        model: None,
-        policy: "all".into(),
-        format: Format::Json,
-        seed: 1,
-        speed: 1.0,
-        scale: 1.0,
-        start_s: 0.0,
-        duration_s: Some(duration_s),
-        routing: RoutingArg::LeastLoaded,
-        cold_start_s: None,
-        tokens: None,
-        slo_ttft_ms: None,
-        slo_tpot_ms: None,
-        timeline: false,
-        progress: false,
-        plot: None,
-    }
+    slo_scaler_integration::backtest_args(trace, 0.0, duration_s)
 }
 
 fn data() -> Option<PathBuf> {
-    let d = slo_scaler::profile_data::data_dir();
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: no shared data at {}", d.display());
-        None
-    }
+    slo_scaler_integration::shared_data()
 }
 
 fn spec(cold_start_s: f64, kv_capacity_tokens: u64, min: u32) -> FleetSpec {

@@ -6,43 +6,18 @@
 use std::path::PathBuf;
 
 use slo_scaler::commands::backtest::{
-    BacktestArgs, DEFAULT_CONFIG_YAML, Format, RoutingArg, policy_names, prepare, run_policies,
+    BacktestArgs, DEFAULT_CONFIG_YAML, RoutingArg, policy_names, prepare, run_policies,
 };
 use slo_scaler::config::Config;
 use slo_scaler::sim::metrics::SimReport;
 use slo_scaler::tiers::TierSettings;
 
 fn args(trace: PathBuf, start_s: f64, duration_s: f64) -> BacktestArgs {
-    BacktestArgs {
-        trace,
-        config: None,
-        model: None,
-        policy: "all".into(),
-        format: Format::Json,
-        seed: 1,
-        speed: 1.0,
-        scale: 1.0,
-        start_s,
-        duration_s: Some(duration_s),
-        routing: RoutingArg::LeastLoaded,
-        cold_start_s: None,
-        tokens: None,
-        slo_ttft_ms: None,
-        slo_tpot_ms: None,
-        timeline: false,
-        progress: false,
-        plot: None,
-    }
+    slo_scaler_integration::backtest_args(trace, start_s, duration_s)
 }
 
 fn data() -> Option<PathBuf> {
-    let d = slo_scaler::profile_data::data_dir();
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: no shared data at {}", d.display());
-        None
-    }
+    slo_scaler_integration::shared_data()
 }
 
 fn run(a: &BacktestArgs, policies: &str, tiers: Option<TierSettings>) -> Vec<SimReport> {

@@ -358,3 +358,45 @@ impl Drop for ScalerProcess {
 pub fn constant_fleet_config() -> PathBuf {
     repo_root().join("tests/fixtures/constant-fleet.yaml")
 }
+
+/// `backtest`'s arguments as the tests use them: every policy, JSON, seed 1, native speed
+/// and rate, least-loaded routing, the trace's own lengths and the embedded fleet's SLO.
+pub fn backtest_args(
+    trace: PathBuf,
+    start_s: f64,
+    duration_s: f64,
+) -> slo_scaler::commands::backtest::BacktestArgs {
+    use slo_scaler::commands::backtest::{BacktestArgs, Format, RoutingArg};
+    BacktestArgs {
+        trace,
+        config: None,
+        model: None,
+        policy: "all".into(),
+        format: Format::Json,
+        seed: 1,
+        speed: 1.0,
+        scale: 1.0,
+        start_s,
+        duration_s: Some(duration_s),
+        routing: RoutingArg::LeastLoaded,
+        cold_start_s: None,
+        tokens: None,
+        slo_ttft_ms: None,
+        slo_tpot_ms: None,
+        timeline: false,
+        progress: false,
+        plot: None,
+    }
+}
+
+/// The shared data directory, or `None` (with a message) when it is absent: tests on real
+/// traces skip rather than fail on a machine without `../shared/data`.
+pub fn shared_data() -> Option<PathBuf> {
+    let d = slo_scaler::profile_data::data_dir();
+    if d.is_dir() {
+        Some(d)
+    } else {
+        eprintln!("skipped: no shared data at {}", d.display());
+        None
+    }
+}
