@@ -12,8 +12,9 @@
 //!   per step (`κ` = `mixed_prefill_factor`); with Little's law `B = λ·E[O]·τ` the step time is
 //!   the fixed point `τ = d0 / (1 − ρ_κ)`, `ρ_κ = λ·(κ·E[work(P)] + E[O]·c_seq)`;
 //! - compute bound: the GPU cannot do more than one second of work per second,
-//!   `ρ = λ·(E[work(P)] + E[O]·c_seq) < 1` (full prefill work: under saturation nothing hides
-//!   it);
+//!   `ρ = λ·(E[work(P)] + E[O]·(c_seq + per_token)) < 1` (full prefill work, and every output
+//!   token's pass through the weights at the prompt-token cost `prefill.per_token_ms`: at
+//!   saturation the batch is large, the step compute-bound, and nothing hides either);
 //! - KV-cache and max-batch limit: at most `c = min(max_batch, kv_capacity / kv_per_seq)`
 //!   sequences run; beyond that requests wait for a slot (an M/G/c queue, Erlang C with the
 //!   Allen–Cunneen correction), so TTFT rises sharply as `B → c`; at `B = c` the replica is
@@ -371,9 +372,16 @@ impl LatencyModel {
         })
     }
 
-    /// GPU work per request (ms): its prompt plus its share of the decode steps.
+    /// GPU work per request (ms) once the GPU is compute-bound: its prompt, plus per output
+    /// token its share of the decode step (`c_seq`) and the token's own pass through the
+    /// weights, which costs what a prompt token costs (`prefill.per_token_ms`). At small
+    /// batches that pass hides under the step's memory-bound floor `d0` (the weights are
+    /// read once per step whatever the batch), which is why `c_seq` fitted there lacks it;
+    /// with hundreds of sequences per step the floor is covered and every token pays for its
+    /// FLOPs (the roofline: step = max(floor + c_seq·B, (c_seq + per_token)·B + prompts)).
     fn work_per_request_ms(&self) -> f64 {
-        self.prefill_work_ms + self.mean_output_tokens * self.c_seq_ms
+        self.prefill_work_ms
+            + self.mean_output_tokens * (self.c_seq_ms + self.profile.prefill.per_token_ms)
     }
 
     /// What a request adds to the decode steps (ms): its prompt as far as it does not overlap
@@ -383,8 +391,8 @@ impl LatencyModel {
     }
 
     /// Highest arrival rate per replica (req/s): where the mean batch reaches the slot count
-    /// (from `B = λ·E[O]·d0/(1 − λ·r_κ) = c`) or the GPU's work reaches one second per second,
-    /// whichever comes first.
+    /// (from `B = λ·E[O]·d0/(1 − λ·r_κ) = c`) or the GPU's compute-bound work
+    /// ([`Self::work_per_request_ms`]) reaches one second per second, whichever comes first.
     #[must_use]
     pub fn saturation_rate_per_s(&self) -> f64 {
         let d0 = self.profile.decode.base_ms;

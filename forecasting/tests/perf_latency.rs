@@ -122,9 +122,40 @@ fn overlapping_prefill_slows_decode_less_but_compute_still_bounds() {
             .expect("m")
             .saturation_rate_per_s()
     };
-    let work_ms = full.prefill.work_ms(4000.0) + 64.0 * (0.026 + 6.0e-5 * 4032.0);
+    // Each output token also pays its pass through the weights at the prompt-token cost.
+    let work_ms = full.prefill.work_ms(4000.0) + 64.0 * (0.026 + 6.0e-5 * 4032.0 + 0.022);
     assert!((sat(&hidden) - 1000.0 / work_ms).abs() < 1e-9 * sat(&hidden));
     assert!(sat(&full) <= sat(&hidden));
+}
+
+/// Short prompts and outputs with room for a huge batch: the step's fixed floor is shared by
+/// hundreds of sequences, so what bounds throughput is every token's compute. A profile whose
+/// prompt tokens cost more saturates earlier even when decoding looks the same at low load.
+#[test]
+fn decode_heavy_mix_saturates_at_the_compute_bound_of_its_tokens() {
+    let work = mix(64.0, 256.0);
+    let cheap = profile(10_000_000, 100_000);
+    let mut costly = cheap.clone();
+    costly.prefill.per_token_ms *= 2.0;
+    costly.prefill.per_token_sq_ms *= 2.0;
+    let m = |p: &Profile| LatencyModel::new(p, &work).expect("model");
+    for p in [&cheap, &costly] {
+        let per_token = p.decode.per_seq_ms
+            + p.decode.per_kv_token_ms * (64.0 + 128.0)
+            + p.prefill.per_token_ms;
+        let bound_per_s = 1000.0 / (p.prefill.work_ms(64.0) + 256.0 * per_token);
+        let sat = m(p).saturation_rate_per_s();
+        assert!((sat / bound_per_s - 1.0).abs() < 1e-9, "{sat} vs {bound_per_s}");
+        // Below the bound decode steps do not see the per-token compute (it hides under the
+        // memory-bound floor), so low-load TPOT is the same for both profiles.
+    }
+    let low = 0.1 * m(&costly).saturation_rate_per_s();
+    let (a, b) = (
+        m(&cheap).predict(low, 1).expect("p"),
+        m(&costly).predict(low, 1).expect("p"),
+    );
+    assert!(m(&costly).saturation_rate_per_s() < 0.9 * m(&cheap).saturation_rate_per_s());
+    assert!(b.tpot_ms.p50 < 1.05 * a.tpot_ms.p50, "{b:?} vs {a:?}");
 }
 
 #[test]
@@ -229,7 +260,7 @@ fn huge_slot_counts_stay_cheap_and_consistent() {
     let big = profile(u64::MAX / 4, u32::MAX);
     let m = LatencyModel::new(&big, &mix(64.0, 64.0)).expect("model");
     let sat = m.saturation_rate_per_s();
-    let work_ms = big.prefill.work_ms(64.0) + 64.0 * (0.026 + 6.0e-5 * 96.0);
+    let work_ms = big.prefill.work_ms(64.0) + 64.0 * (0.026 + 6.0e-5 * 96.0 + 0.022);
     assert!((sat - 1000.0 / work_ms).abs() < 1e-9 * sat);
     let start = Instant::now();
     let p = m.predict(0.9 * sat, 1).expect("p");

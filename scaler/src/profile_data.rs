@@ -968,7 +968,9 @@ mod tests {
             .iter()
             .filter(|s| (s.predicted_per_s / s.measured_per_s - 1.0).abs() <= 0.15)
             .count();
-        assert!(sat_ok >= 12, "saturation within 15 %: {sat_ok}/16");
+        // Every sweep: the compute bound counts each output token's pass through the weights
+        // (without it the three short decode-heavy sweeps were 18–29 % over).
+        assert_eq!(sat_ok, 16, "saturation within 15 %: {sat_ok}/16");
     }
 
     #[test]

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Hindsight checks of the decode-step form on the GuideLLM sweeps (evidence for
+docs/performance-model.md, "Why the compute bound"; numbers quoted in docs/BENCHMARKS.md).
+
+Not part of the product: the model is fitted from low-rate points only by
+`slo-scaler profile validate`. This script fits forms to ALL points (hindsight) to show what
+the data supports, and one alternative form from the low-rate points. Needs numpy.
+
+Per point: B = rate·O·TPOT (Little, decode phase), KV = B·(P + O/2), prompts mixed per step
+n = rate·TPOT; the step time is the measured TPOT mean. Fits minimise relative error.
+
+    python3 docs/analysis/guidellm_regimes.py [path/to/exp1_llama31_8b_guidellm_sweeps.csv]
+"""
+import csv
+import sys
+from math import exp
+
+import numpy as np
+
+PATH = sys.argv[1] if len(sys.argv) > 1 else \
+    "../shared/data/profiles/guidellm_llama31_8b/exp1_llama31_8b_guidellm_sweeps.csv"
+
+
+def load():
+    pts = []
+    for r in csv.DictReader(open(PATH)):
+        s = r["strategy"]
+        key = -1.0 if s == "synchronous" else 1e18 if s == "throughput" else float(s.split("@")[1])
+        pts.append(dict(sweep=(int(r["target_in"]), int(r["target_out"])), strat=s.split("@")[0],
+                        key=key, lam=float(r["req_per_s"]) / 1000, P=float(r["prompt_tokens_mean"]),
+                        O=float(r["output_tokens_mean"]), ttft=float(r["ttft_ms_median"]),
+                        tpot=float(r["tpot_ms_mean"])))
+    sweeps = {}
+    for p in pts:
+        sweeps.setdefault(p["sweep"], []).append(p)
+    for v in sweeps.values():
+        v.sort(key=lambda p: p["key"])
+        thr = next(p for p in v if p["strat"] == "throughput")["lam"]
+        const = [p for p in v if p["strat"] == "constant"]
+        for p in v:
+            p["load"] = p["lam"] / thr
+            p["low"] = p["strat"] == "synchronous" or (p in const[:2])
+            sync = p["strat"] == "synchronous"
+            p["B"] = 1.0 if sync else max(p["lam"] * p["O"] * p["tpot"], 1.0)
+            p["n"] = 0.0 if sync else p["lam"] * p["tpot"]
+            p["KV"] = p["B"] * (p["P"] + p["O"] / 2)
+    return pts
+
+
+def lsq(X, y):
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    c, *_ = np.linalg.lstsq(X / y[:, None], np.ones(len(y)), rcond=None)
+    return c
+
+
+pts = load()
+sync = [p for p in pts if p["low"] and p["strat"] == "synchronous"]
+_, f, q = lsq([[1, p["P"], p["P"] ** 2] for p in sync], [p["ttft"] for p in sync])
+work = lambda P: f * P + q * P * P  # noqa: E731
+print(f"prefill per token f = {f:.5f} ms (synchronous TTFT, low-rate)")
+
+# 1. One linear step for every point, fitted in hindsight: residuals by batch size.
+mem = lambda p: [1, p["B"], p["KV"], p["n"] * work(p["P"])]  # noqa: E731
+c_lin = lsq([mem(p) for p in pts], [p["tpot"] for p in pts])
+print("\n1. linear step fitted to all 160 points (hindsight): "
+      f"d0 {c_lin[0]:.3f}, per seq {c_lin[1]:.5f}, per KV {c_lin[2]:.3e}, kappa {c_lin[3]:.3f}")
+for lo, hi in [(0, 50), (50, 150), (150, 300), (300, 600)]:
+    e = [np.dot(mem(p), c_lin) / p["tpot"] - 1 for p in pts if lo <= p["B"] < hi]
+    print(f"   batch {lo:3}-{hi:3}: {len(e):3} points, mean error {100 * np.mean(e):+5.1f} %")
+
+# 2. Two regimes, fitted in hindsight by alternating assignment: step = max(memory, compute).
+reg = [p["B"] + p["n"] * p["P"] > 300 for p in pts]
+for _ in range(50):
+    cm = lsq([mem(p) for p, r in zip(pts, reg) if not r], [p["tpot"] for p, r in zip(pts, reg) if not r])
+    cc = lsq([mem(p) for p, r in zip(pts, reg) if r], [p["tpot"] for p, r in zip(pts, reg) if r])
+    new = [np.dot(mem(p), cc) > np.dot(mem(p), cm) for p in pts]
+    if new == reg:
+        break
+    reg = new
+e2 = [max(np.dot(mem(p), cm), np.dot(mem(p), cc)) / p["tpot"] - 1 for p in pts]
+print("\n2. step = max(memory, compute), both linear, fitted to all points (hindsight):")
+print(f"   memory : d0 {cm[0]:.3f}, per seq {cm[1]:.5f}, per KV {cm[2]:.3e}, prompt share {cm[3]:.3f}")
+print(f"   compute: a0 {cc[0]:.3f}, per seq {cc[1]:.5f}, per KV {cc[2]:.3e}, prompt share {cc[3]:.3f}")
+print(f"   compute per seq - memory per seq = {cc[1] - cm[1]:.5f} ms vs prefill per token f {f:.5f}")
+print(f"   MAPE {100 * np.mean(np.abs(e2)):.1f} % over {len(pts)} points, {sum(reg)} in the compute regime")
+
+# 3. A per-step roofline for mixed prompts (no kappa: a prompt costs its work beyond the
+# step's floor, step = d0 + c·B + E_n[max(0, f·B + n·W(P) - d0)]), fitted from the low-rate
+# points only, predicting the held-out points below 80 % of saturation.
+def excess(B, n_mean, P, d0):
+    tot, pr, n = 0.0, exp(-n_mean), 0
+    while True:
+        tot += pr * max(0.0, f * B + n * work(P) - d0)
+        n += 1
+        pr *= n_mean / n
+        if n > n_mean and pr < 1e-12:
+            return tot
+
+
+low = [p for p in pts if p["low"]]
+d0 = 6.6
+for _ in range(100):
+    c3 = lsq([[1, p["B"], p["KV"]] for p in low], [p["tpot"] - excess(p["B"], p["n"], p["P"], d0) for p in low])
+    if abs(c3[0] - d0) < 1e-9:
+        break
+    d0 = c3[0]
+_, s3, k3 = c3
+
+
+def step3(p):
+    t = d0
+    for _ in range(400):
+        B, n = p["lam"] * p["O"] * t, p["lam"] * t
+        t2 = d0 + (s3 + k3 * (p["P"] + p["O"] / 2)) * B + excess(B, n, p["P"], d0)
+        if t2 > 1e5:
+            return float("inf")
+        t = 0.5 * (t + t2)
+    return t
+
+
+held = [p for p in pts if p["strat"] == "constant" and not p["low"] and p["load"] < 0.8]
+ok = sum(abs(step3(p) / p["tpot"] - 1) <= 0.2 for p in held)
+print(f"\n3. per-step roofline for mixed prompts, low-rate fit: d0 {d0:.3f}, per seq {s3:.5f}, "
+      f"per KV {k3:.3e}; mean step within 20 % on {ok}/{len(held)} held-out points below 80 %")
+
+# 4. The model's own linear form (memory regime: tau = d0 / (1 - rate·(O·c_seq + kappa·W))),
+# fitted from the low-rate points vs from every point below 80 % of saturation (hindsight),
+# predicting the held-out points below 80 %: how much is the form, how much the fit.
+def step_lin(c, p):
+    r = p["lam"] * (p["O"] * (c[1] + c[2] * (p["P"] + p["O"] / 2)) + c[3] * work(p["P"]))
+    return c[0] / (1 - r) if r < 1 else float("inf")
+
+
+for name, sel in [("low-rate points", low),
+                  ("hindsight, all points < 80 %", [p for p in pts if p["load"] < 0.8])]:
+    c4 = lsq([mem(p) for p in sel], [p["tpot"] for p in sel])
+    errs = [step_lin(c4, p) / p["tpot"] - 1 for p in held]
+    print(f"4. linear form fitted to {name}: per seq {c4[1]:.5f}, per KV {c4[2]:.3e}; "
+          f"within 20 % on {sum(abs(e) <= 0.2 for e in errs)}/{len(held)}, "
+          f"worst {100 * max(errs, key=abs):+.0f} %")
