@@ -138,3 +138,43 @@ for name, sel in [("low-rate points", low),
     print(f"4. linear form fitted to {name}: per seq {c4[1]:.5f}, per KV {c4[2]:.3e}; "
           f"within 20 % on {sum(abs(e) <= 0.2 for e in errs)}/{len(held)}, "
           f"worst {100 * max(errs, key=abs):+.0f} %")
+
+# 5. Saturation as `slo-scaler profile validate` predicts it (low-rate fit, slots
+# min(512, 400000 / (P + O/2))), with the compute regime given an intercept a0 (ms per step
+# that compute does not hide). The model uses a0 = 0: only the bound
+# rate·(W + O·(c_seq + f)) = 1. With a0 > 0 the compute-regime step a0/(1 − rate·r2) also
+# reaches the slot count earlier.
+d0, s1, k1, kap = lsq([mem(p) for p in low], [p["tpot"] for p in low])
+sat_meas = {k: next(p for p in pts if p["sweep"] == k and p["strat"] == "throughput")["lam"]
+            for k in sorted({p["sweep"] for p in pts})}
+print("\n5. saturation within 15 % vs the compute-regime intercept a0:")
+for a0 in [0.0, 1.0, 2.0, 3.0, 4.0, 4.6, 5.2]:
+    errs = []
+    for k, meas in sat_meas.items():
+        sw = [p for p in pts if p["sweep"] == k]
+        P = np.mean([p["P"] for p in sw])
+        O = np.mean([p["O"] for p in sw])
+        c = s1 + k1 * (P + O / 2)
+        slots = np.floor(min(512, 400000 / (P + O / 2)))
+        r1, r2 = O * c + kap * work(P), O * (c + f) + work(P)
+        bounds = [slots / (O * d0 + slots * r1), 1 / r2]
+        if a0 > 0:
+            bounds.append(slots / (O * a0 + slots * r2))
+        errs.append(min(bounds) / meas - 1)
+    bad = ", ".join(f"{k[0]}/{k[1]} {100 * e:+.0f} %" for k, e in zip(sat_meas, errs) if abs(e) > 0.15)
+    print(f"   a0 {a0:.1f} ms: {sum(abs(e) <= 0.15 for e in errs)}/16 {bad}")
+
+# 6. A roofline knee fitted to the synchronous TTFTs: TTFT = base + max(Wf + kappa·W(P), W(P))
+# (a lone prompt is memory-bound below the knee, compute-bound above), Wf the weights floor
+# the compute regime hides, so a0 = d0 − Wf.
+best = None
+ys = np.array([p["ttft"] for p in sync])
+for wf in np.linspace(0, d0, 661):
+    xs = np.array([max(wf + kap * work(p["P"]), work(p["P"])) for p in sync])
+    b = np.sum((1 - xs / ys) / ys) / np.sum(1 / ys ** 2)
+    err = np.sum(((b + xs) / ys - 1) ** 2)
+    if best is None or err < best[0]:
+        best = (err, wf)
+p64 = sorted(p["ttft"] for p in sync if p["P"] < 100)
+print(f"\n6. knee from synchronous TTFTs: floor {best[1]:.2f} ms, a0 = d0 - floor = {d0 - best[1]:.2f} ms; "
+      f"TTFT at ~64 prompt tokens ranges {p64[0]:.1f}-{p64[-1]:.1f} ms")
