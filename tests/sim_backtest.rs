@@ -349,7 +349,7 @@ fn backtest_plot_draws_a_panel_per_policy_from_the_timeline() {
         .expect("a valid PNG");
     let mut img = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut img).unwrap();
-    assert_eq!((info.width, info.height), (1200, 2 * 260));
+    assert_eq!((info.width, info.height), (1200, 2 * 330));
     let legend: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(png_path.with_extension("json")).unwrap())
             .unwrap();
@@ -368,6 +368,7 @@ fn backtest_plot_draws_a_panel_per_policy_from_the_timeline() {
             .count()
     };
     let demand = colour(legend["demand_color"].as_str().unwrap());
+    let attainment = colour(legend["attainment_color"].as_str().unwrap());
     let first_variant = colour(legend["variant_colors"][0][1].as_str().unwrap());
     let panels = legend["panels"].as_array().unwrap();
     let names: Vec<&str> = panels
@@ -380,5 +381,15 @@ fn backtest_plot_draws_a_panel_per_policy_from_the_timeline() {
         assert!(d > 100, "{}: {d} arrival-rate pixels", p["policy"]);
         let r = count(&p["replicas"]["y_px"], first_variant);
         assert!(r > 1000, "{}: {r} replica pixels", p["policy"]);
+        // Both policies finish requests throughout: a line across the attainment strip,
+        // and that colour nowhere else.
+        let a = count(&p["attainment"]["y_px"], attainment);
+        assert!(a > 500, "{}: {a} attainment pixels", p["policy"]);
+        assert_eq!(
+            count(&p["demand"]["y_px"], attainment),
+            0,
+            "{}",
+            p["policy"]
+        );
     }
 }

@@ -71,6 +71,11 @@ pub struct TimelinePoint {
     pub arrivals_per_s: f64,
     /// Replicas held per variant after this sync's decision.
     pub replicas: Vec<u32>,
+    /// Requests that finished (or were rejected) since the previous sync.
+    pub finished: u32,
+    /// Of those, the ones within both the TTFT and the TPOT bound: `met_slo / finished` over
+    /// a few syncs is the rolling attainment the plot draws.
+    pub met_slo: u32,
 }
 
 /// Everything one run of one policy reports.
