@@ -173,31 +173,12 @@ pub enum ResidualScale {
     },
 }
 
-/// Forecast origins sampled per horizon: a horizon of `steps` records a forecast every
-/// `sampling_stride(steps)` updates, at least [`ORIGINS_PER_HORIZON`] per horizon length.
-///
-/// Why: forecast errors `h` steps ahead from neighbouring origins share most of their
-/// future, so at long horizons a residual per update adds memory traffic (one pending entry,
-/// one window slot, one model evaluation per horizon per update: the bound of the
-/// 10,000-series benchmark) but little information. Short horizons — the ones a cold start
-/// needs — keep every origin. The stride divides `steps`, so a ring of `steps / stride`
-/// pending entries is read back exactly `steps` updates after it was written.
-pub(crate) fn sampling_stride(steps: usize) -> usize {
-    let most = (steps / ORIGINS_PER_HORIZON).max(1);
-    (1..=most).rev().find(|d| steps % d == 0).unwrap_or(1)
-}
-
-/// Fewest forecast origins sampled per horizon length (see [`sampling_stride`]).
-pub(crate) const ORIGINS_PER_HORIZON: usize = 8;
-
 /// One calibrated horizon: forecasts waiting for their actual, and the residuals so far.
 #[derive(Debug, Clone)]
 struct Bucket {
     steps: usize,
-    /// Updates between sampled origins (divides `steps`).
-    stride: usize,
-    /// (forecast, scale) made `steps` updates ago at `pending[next]` (one entry per sampled
-    /// origin); f32 halves the memory and the residuals are stored as f32 anyway.
+    /// (forecast, scale) made `steps` updates ago at `pending[next]`; f32 halves the memory
+    /// and the residuals are stored as f32 anyway.
     pending: Vec<(f32, f32)>,
     next: usize,
     window: ResidualWindow,
@@ -209,8 +190,6 @@ pub struct Calibrator {
     buckets: Vec<Bucket>,
     /// Working memory for quantile refreshes, shared by the buckets.
     scratch: Vec<f32>,
-    /// Updates so far: which buckets sample this origin.
-    t: usize,
 }
 
 impl Calibrator {
@@ -225,21 +204,16 @@ impl Calibrator {
         }
         let buckets = steps
             .into_iter()
-            .map(|s| {
-                let stride = sampling_stride(s);
-                Bucket {
-                    steps: s,
-                    stride,
-                    pending: vec![(f32::NAN, f32::NAN); s / stride],
-                    next: 0,
-                    window: ResidualWindow::new(window),
-                }
+            .map(|s| Bucket {
+                steps: s,
+                pending: vec![(f32::NAN, f32::NAN); s],
+                next: 0,
+                window: ResidualWindow::new(window),
             })
             .collect();
         Self {
             buckets,
             scratch: Vec::new(),
-            t: 0,
         }
     }
 
@@ -250,15 +224,9 @@ impl Calibrator {
 
     /// Scores the forecasts that were waiting for this point (`actual`, NaN when missing)
     /// and then records the forecasts made now: `forecast_at(steps)` returns the point
-    /// forecast and the divisor of its residual, for every bucket sampling this origin (see
-    /// [`sampling_stride`]). Call once per interval.
+    /// forecast and the divisor of its residual, for every bucket. Call once per interval.
     pub fn advance(&mut self, actual: f64, mut forecast_at: impl FnMut(usize) -> (f64, f64)) {
-        let t = self.t;
-        self.t += 1;
         for b in &mut self.buckets {
-            if t % b.stride != 0 {
-                continue;
-            }
             let (f, s) = b.pending[b.next];
             if actual.is_finite() && f.is_finite() {
                 b.window
@@ -267,7 +235,7 @@ impl Calibrator {
             let (f, s) = forecast_at(b.steps);
             b.pending[b.next] = (f as f32, s as f32);
             b.next += 1;
-            if b.next == b.pending.len() {
+            if b.next == b.steps {
                 b.next = 0;
             }
         }
@@ -331,42 +299,5 @@ impl Calibrator {
     /// Root mean square of the scaled residuals near `steps`, for the cold-start fallback.
     pub fn rms(&self, steps: usize) -> Option<f64> {
         self.bucket_at_or_above(steps).window.rms()
-    }
-}
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_horizons_sample_fewer_origins_and_strides_divide_the_horizon() {
-        for steps in 1..=1440 {
-            let s = sampling_stride(steps);
-            assert_eq!(steps % s, 0, "stride {s} must divide {steps}");
-            assert!(steps / s >= ORIGINS_PER_HORIZON.min(steps), "{steps}: {s}");
-        }
-        // The horizons a cold start needs keep every origin.
-        assert_eq!(sampling_stride(3), 1);
-        assert_eq!(sampling_stride(12), 1);
-        assert_eq!(sampling_stride(96), 12);
-        assert_eq!(sampling_stride(256), 32);
-    }
-
-    #[test]
-    fn a_strided_horizon_scores_each_forecast_exactly_its_horizon_later() {
-        // Forecast = the origin's own index; actual at update t is t. The residual of a
-        // forecast made at origin o for o + h is then exactly h, whatever the stride.
-        let mut c = Calibrator::new(vec![1, 96], 64);
-        let mut t = 0usize;
-        for _ in 0..2000 {
-            let origin = t as f64;
-            c.advance(t as f64, |_| (origin, 1.0));
-            t += 1;
-        }
-        assert_eq!(c.quantile(96, 0.5), Some(96.0));
-        assert_eq!(c.quantile(96, 0.975), Some(96.0));
-        assert_eq!(c.quantile(1, 0.5), Some(1.0));
-        // 96 steps sampled every 12: (2000 - 96) / 12 ≈ 158 residuals, the window keeps 64.
-        assert_eq!(c.held(96), 64);
-        assert_eq!(c.held(1), 64);
     }
 }

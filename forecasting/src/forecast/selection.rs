@@ -17,7 +17,6 @@
 //! and one stored forecast per candidate — O(1), no allocation.
 
 use super::PointModel;
-use super::conformal::sampling_stride;
 
 /// SES smoothing constants of the bank; 1.0 is persistence. Chosen on the first half of the
 /// ServeGen series only (see `docs/forecasting.md`).
@@ -50,13 +49,8 @@ pub struct Selector {
     horizons: Vec<usize>,
     /// Start of each horizon's ring in `pending`.
     offsets: Vec<usize>,
-    /// Updates between scored origins per horizon, as the calibrator samples them.
-    strides: Vec<usize>,
-    /// Discount per scored origin per horizon (the half-life is in updates, so a horizon
-    /// sampled every `stride` updates discounts `stride` updates' worth per sample).
-    discounts: Vec<f32>,
     /// Every candidate's forecast waiting for its actual, one entry per origin: horizon `h`'s
-    /// ring holds `h / stride` entries. One entry per candidate set keeps an update to one cache line
+    /// ring holds `h` entries. One entry per candidate set keeps an update to one cache line
     /// per horizon (memory traffic, not arithmetic, bounds the 10,000-series benchmark);
     /// `f32` is ample for error bookkeeping.
     pending: Vec<[f32; CANDIDATES]>,
@@ -71,6 +65,7 @@ pub struct Selector {
     stale: usize,
     /// Points seen (observed or missing): the ring clock.
     t: usize,
+    discount: f32,
 }
 
 impl Selector {
@@ -81,20 +76,12 @@ impl Selector {
         hs.sort_unstable();
         hs.dedup();
         let mut offsets = Vec::with_capacity(hs.len());
-        let strides: Vec<usize> = hs.iter().map(|&h| sampling_stride(h)).collect();
-        let per_update = 0.5f64.powf(1.0 / config.half_life_steps.max(1.0));
-        let discounts = strides
-            .iter()
-            .map(|&s| per_update.powi(s as i32) as f32)
-            .collect();
         let mut total = 0;
-        for (&h, &s) in hs.iter().zip(&strides) {
+        for &h in &hs {
             offsets.push(total);
-            total += h / s;
+            total += h;
         }
         Self {
-            strides,
-            discounts,
             choice: vec![MODEL as u8; hs.len()],
             errors: vec![[0.0; CANDIDATES]; hs.len()],
             horizons: hs,
@@ -104,6 +91,7 @@ impl Selector {
             started: false,
             stale: 0,
             t: 0,
+            discount: 0.5f64.powf(1.0 / config.half_life_steps.max(1.0)) as f32,
         }
     }
 
@@ -126,19 +114,14 @@ impl Selector {
         }
         let yf = y as f32;
         for (i, &h) in self.horizons.iter().enumerate() {
-            let stride = self.strides[i];
-            if self.t % stride != 0 {
-                continue;
-            }
-            let entry = &mut self.pending[self.offsets[i] + (self.t / stride) % (h / stride)];
+            let entry = &mut self.pending[self.offsets[i] + self.t % h];
             // NaN entries (no forecast yet, or before a re-anchor) are never scored, and all
             // candidates are scored together, so the sums stay comparable.
             if y.is_finite() && entry[0].is_finite() {
                 let e = &mut self.errors[i];
-                let discount = self.discounts[i];
                 let mut best = MODEL;
                 for k in 0..CANDIDATES {
-                    e[k] = discount * e[k] + (yf - entry[k]).abs();
+                    e[k] = self.discount * e[k] + (yf - entry[k]).abs();
                     if e[k] < e[best] {
                         best = k;
                     }
