@@ -397,6 +397,8 @@ pub struct BacktestLegend {
     pub background: String,
     /// Arrival-rate colour (every panel).
     pub demand_color: String,
+    /// Forecast band colour (panels of policies that forecast with intervals).
+    pub band_color: String,
     /// Rolling attainment colour (every panel).
     pub attainment_color: String,
     /// Window of the rolling attainment, seconds of simulation.
@@ -468,7 +470,14 @@ pub fn backtest_chart(
     let points = || reports.iter().flat_map(|r| r.timeline.iter());
     let x_end = points().map(|p| p.t_s).fold(0.0, f64::max).max(1.0);
     let x_range = [0.0, x_end];
-    let dy = y_top(points().map(|p| p.arrivals_per_s).fold(0.0, f64::max));
+    let dy = y_top(
+        points()
+            .map(|p| {
+                p.forecast
+                    .map_or(p.arrivals_per_s, |f| f.upper_rps.max(p.arrivals_per_s))
+            })
+            .fold(0.0, f64::max),
+    );
     let ry = y_top(f64::from(
         points()
             .map(|p| p.replicas.iter().sum::<u32>())
@@ -515,6 +524,22 @@ pub fn backtest_chart(
                 .build_cartesian_2d(x_range[0]..x_range[1], 0.0..dy)
                 .map_err(draw_err)?;
             frame(&mut d, x_range, dy)?;
+            // The forecast band (policies that report one) under the arrivals: upper edge
+            // forward, lower edge back, one polygon per run of syncs with a forecast.
+            let bands: Vec<(f64, Option<crate::sim::metrics::ForecastBand>)> =
+                r.timeline.iter().map(|p| (p.t_s, p.forecast)).collect();
+            for run in bands.split(|(_, f)| f.is_none()) {
+                let upper = run.iter().filter_map(|(t, f)| f.map(|f| (*t, f.upper_rps)));
+                let lower = run
+                    .iter()
+                    .rev()
+                    .filter_map(|(t, f)| f.map(|f| (*t, f.lower_rps)));
+                let outline: Vec<(f64, f64)> = upper.chain(lower).collect();
+                if outline.len() >= 4 {
+                    d.draw_series(std::iter::once(Polygon::new(outline, BAND.filled())))
+                        .map_err(draw_err)?;
+                }
+            }
             d.draw_series(LineSeries::new(
                 r.timeline.iter().map(|p| (p.t_s, p.arrivals_per_s)),
                 FORECAST.stroke_width(1),
@@ -563,6 +588,7 @@ pub fn backtest_chart(
             height_px: h,
             background: hex(BACKGROUND),
             demand_color: hex(FORECAST),
+            band_color: hex(BAND),
             attainment_color: hex(ATTAINMENT),
             attainment_window_s: ATTAINMENT_WINDOW_S,
             variant_colors: variants
@@ -587,6 +613,7 @@ mod tests {
             replicas: vec![],
             finished,
             met_slo,
+            forecast: None,
         }
     }
 

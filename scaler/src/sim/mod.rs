@@ -543,6 +543,7 @@ pub fn simulate_with_progress(
                             .collect(),
                         finished: sim.sync_finished,
                         met_slo: sim.sync_met,
+                        forecast: policy.forecast_band(),
                     });
                 }
                 (sim.sync_finished, sim.sync_met) = (0, 0);
