@@ -331,7 +331,12 @@ fn backtest_plot_draws_a_panel_per_policy_from_the_timeline() {
     let png_path = dir.path().join("bt.png");
     let out = std::process::Command::new(slo_scaler_integration::scaler_bin())
         .args(["backtest", "--trace", trace.to_str().unwrap()])
-        .args(["--duration-s", "1800", "--policy", "static-peak,oracle"])
+        .args([
+            "--duration-s",
+            "1800",
+            "--policy",
+            "static-peak,oracle,slo-scaler",
+        ])
         .args([
             "--tokens",
             "fixed:500,50",
@@ -342,14 +347,14 @@ fn backtest_plot_draws_a_panel_per_policy_from_the_timeline() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("2 policies"), "{err}");
+    assert!(err.contains("3 policies"), "{err}");
 
     let mut reader = png::Decoder::new(std::fs::File::open(&png_path).unwrap())
         .read_info()
         .expect("a valid PNG");
     let mut img = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut img).unwrap();
-    assert_eq!((info.width, info.height), (1200, 2 * 260));
+    assert_eq!((info.width, info.height), (1200, 3 * 330));
     let legend: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(png_path.with_extension("json")).unwrap())
             .unwrap();
@@ -368,17 +373,40 @@ fn backtest_plot_draws_a_panel_per_policy_from_the_timeline() {
             .count()
     };
     let demand = colour(legend["demand_color"].as_str().unwrap());
+    let attainment = colour(legend["attainment_color"].as_str().unwrap());
+    let band = colour(legend["band_color"].as_str().unwrap());
     let first_variant = colour(legend["variant_colors"][0][1].as_str().unwrap());
     let panels = legend["panels"].as_array().unwrap();
     let names: Vec<&str> = panels
         .iter()
         .map(|p| p["policy"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["static-peak", "oracle"]);
+    assert_eq!(names, ["static-peak", "oracle", "slo-scaler"]);
     for p in panels {
         let d = count(&p["demand"]["y_px"], demand);
         assert!(d > 100, "{}: {d} arrival-rate pixels", p["policy"]);
         let r = count(&p["replicas"]["y_px"], first_variant);
         assert!(r > 1000, "{}: {r} replica pixels", p["policy"]);
+        // Every policy finishes requests throughout: a line across the attainment strip,
+        // and that colour nowhere else.
+        let a = count(&p["attainment"]["y_px"], attainment);
+        assert!(a > 500, "{}: {a} attainment pixels", p["policy"]);
+        assert_eq!(
+            count(&p["demand"]["y_px"], attainment),
+            0,
+            "{}",
+            p["policy"]
+        );
+        // Only our policy forecasts with intervals: its band is drawn under the arrivals.
+        let b = count(&p["demand"]["y_px"], band);
+        if p["policy"] == "slo-scaler" {
+            assert!(b > 1000, "slo-scaler: {b} forecast-band pixels");
+        } else {
+            assert_eq!(
+                b, 0,
+                "{}: a band drawn for a policy without one",
+                p["policy"]
+            );
+        }
     }
 }

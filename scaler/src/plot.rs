@@ -44,6 +44,8 @@ pub const VARIANTS: [RGBColor; 6] = [
     RGBColor(227, 119, 194),
     RGBColor(23, 190, 207),
 ];
+/// Rolling SLO attainment (both bounds) in backtest panels.
+pub const ATTAINMENT: RGBColor = RGBColor(0, 128, 96);
 /// The background.
 pub const BACKGROUND: RGBColor = RGBColor(255, 255, 255);
 
@@ -395,6 +397,12 @@ pub struct BacktestLegend {
     pub background: String,
     /// Arrival-rate colour (every panel).
     pub demand_color: String,
+    /// Forecast band colour (panels of policies that forecast with intervals).
+    pub band_color: String,
+    /// Rolling attainment colour (every panel).
+    pub attainment_color: String,
+    /// Window of the rolling attainment, seconds of simulation.
+    pub attainment_window_s: f64,
     /// Replica colours per variant, bottom of the stack first.
     pub variant_colors: Vec<(String, String)>,
     /// One panel per policy.
@@ -414,14 +422,44 @@ pub struct BacktestPanel {
     pub demand: Strip,
     /// Replicas strip (stacked per variant).
     pub replicas: Strip,
+    /// Rolling attainment strip: share of requests finished in the last
+    /// `attainment_window_s` within both SLO bounds, y from 0 to 1.
+    pub attainment: Strip,
 }
 
 /// Pixel height of one policy's panel.
-pub const BACKTEST_PANEL_HEIGHT_PX: u32 = 260;
+pub const BACKTEST_PANEL_HEIGHT_PX: u32 = 330;
 
-/// Draws each report's timeline (they must have been run with a timeline): arrival rate, and
-/// replicas held per variant (stacked areas), one panel per policy, sharing both y ranges so
-/// panels compare at a glance.
+/// Rolling window of the attainment strip: 10 minutes, long enough that one sync's handful of
+/// requests does not make the line jump, short enough to show a cold start's dip.
+pub const ATTAINMENT_WINDOW_S: f64 = 600.0;
+
+/// Share of requests within both SLO bounds among those finished in the `window_s` before
+/// each timeline point (inclusive); `None` where none finished, so gaps are not drawn as 0.
+pub fn rolling_attainment(
+    timeline: &[crate::sim::metrics::TimelinePoint],
+    window_s: f64,
+) -> Vec<(f64, Option<f64>)> {
+    let (mut finished, mut met) = (0u64, 0u64);
+    let mut start = 0;
+    timeline
+        .iter()
+        .map(|p| {
+            finished += u64::from(p.finished);
+            met += u64::from(p.met_slo);
+            while timeline[start].t_s <= p.t_s - window_s {
+                finished -= u64::from(timeline[start].finished);
+                met -= u64::from(timeline[start].met_slo);
+                start += 1;
+            }
+            (p.t_s, (finished > 0).then(|| met as f64 / finished as f64))
+        })
+        .collect()
+}
+
+/// Draws each report's timeline (they must have been run with a timeline): arrival rate,
+/// replicas held per variant (stacked areas) and rolling attainment, one panel per policy,
+/// sharing the y ranges so panels compare at a glance.
 pub fn backtest_chart(
     reports: &[crate::sim::metrics::SimReport],
     variants: &[String],
@@ -432,7 +470,14 @@ pub fn backtest_chart(
     let points = || reports.iter().flat_map(|r| r.timeline.iter());
     let x_end = points().map(|p| p.t_s).fold(0.0, f64::max).max(1.0);
     let x_range = [0.0, x_end];
-    let dy = y_top(points().map(|p| p.arrivals_per_s).fold(0.0, f64::max));
+    let dy = y_top(
+        points()
+            .map(|p| {
+                p.forecast
+                    .map_or(p.arrivals_per_s, |f| f.upper_rps.max(p.arrivals_per_s))
+            })
+            .fold(0.0, f64::max),
+    );
     let ry = y_top(f64::from(
         points()
             .map(|p| p.replicas.iter().sum::<u32>())
@@ -453,10 +498,12 @@ pub fn backtest_chart(
             .enumerate()
         {
             let inner = area.margin(8, 8, 8, 8);
-            let (d_area, r_area) =
-                inner.split_vertically((BACKTEST_PANEL_HEIGHT_PX as i32 - 16) / 2);
+            let third = (BACKTEST_PANEL_HEIGHT_PX as i32 - 16) / 3;
+            let (d_area, rest) = inner.split_vertically(third);
+            let (r_area, a_area) = rest.split_vertically(third);
             let d_area = d_area.margin(0, 3, 0, 0);
-            let r_area = r_area.margin(3, 0, 0, 0);
+            let r_area = r_area.margin(3, 3, 0, 0);
+            let a_area = a_area.margin(3, 0, 0, 0);
             let strip = |a: &DrawingArea<BitMapBackend, plotters::coord::Shift>, y: f64| {
                 let (_, ys) = a.get_pixel_range();
                 Strip {
@@ -471,11 +518,28 @@ pub fn backtest_chart(
                 x_s: x_range,
                 demand: strip(&d_area, dy),
                 replicas: strip(&r_area, ry),
+                attainment: strip(&a_area, 1.0),
             });
             let mut d = ChartBuilder::on(&d_area)
                 .build_cartesian_2d(x_range[0]..x_range[1], 0.0..dy)
                 .map_err(draw_err)?;
             frame(&mut d, x_range, dy)?;
+            // The forecast band (policies that report one) under the arrivals: upper edge
+            // forward, lower edge back, one polygon per run of syncs with a forecast.
+            let bands: Vec<(f64, Option<crate::sim::metrics::ForecastBand>)> =
+                r.timeline.iter().map(|p| (p.t_s, p.forecast)).collect();
+            for run in bands.split(|(_, f)| f.is_none()) {
+                let upper = run.iter().filter_map(|(t, f)| f.map(|f| (*t, f.upper_rps)));
+                let lower = run
+                    .iter()
+                    .rev()
+                    .filter_map(|(t, f)| f.map(|f| (*t, f.lower_rps)));
+                let outline: Vec<(f64, f64)> = upper.chain(lower).collect();
+                if outline.len() >= 4 {
+                    d.draw_series(std::iter::once(Polygon::new(outline, BAND.filled())))
+                        .map_err(draw_err)?;
+                }
+            }
             d.draw_series(LineSeries::new(
                 r.timeline.iter().map(|p| (p.t_s, p.arrivals_per_s)),
                 FORECAST.stroke_width(1),
@@ -500,6 +564,20 @@ pub fn backtest_chart(
                 c.draw_series(AreaSeries::new(pts, 0.0, colors[k].filled()))
                     .map_err(draw_err)?;
             }
+            let mut a = ChartBuilder::on(&a_area)
+                .build_cartesian_2d(x_range[0]..x_range[1], 0.0..1.0)
+                .map_err(draw_err)?;
+            frame(&mut a, x_range, 1.0)?;
+            // One line per run of points with data: a window with no finished request is a
+            // gap, not a drop to 0.
+            let rolling = rolling_attainment(&r.timeline, ATTAINMENT_WINDOW_S);
+            for run in rolling.split(|(_, v)| v.is_none()) {
+                a.draw_series(LineSeries::new(
+                    run.iter().filter_map(|&(t, v)| v.map(|v| (t, v))),
+                    ATTAINMENT.stroke_width(2),
+                ))
+                .map_err(draw_err)?;
+            }
         }
         root.present().map_err(draw_err)?;
     }
@@ -510,6 +588,9 @@ pub fn backtest_chart(
             height_px: h,
             background: hex(BACKGROUND),
             demand_color: hex(FORECAST),
+            band_color: hex(BAND),
+            attainment_color: hex(ATTAINMENT),
+            attainment_window_s: ATTAINMENT_WINDOW_S,
             variant_colors: variants
                 .iter()
                 .zip(&colors)
@@ -518,4 +599,43 @@ pub fn backtest_chart(
             panels,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::metrics::TimelinePoint;
+
+    fn point(t_s: f64, finished: u32, met_slo: u32) -> TimelinePoint {
+        TimelinePoint {
+            t_s,
+            arrivals_per_s: 0.0,
+            replicas: vec![],
+            finished,
+            met_slo,
+            forecast: None,
+        }
+    }
+
+    #[test]
+    fn rolling_attainment_counts_requests_in_the_window_and_leaves_gaps_empty() {
+        let timeline = [
+            point(0.0, 10, 10),
+            point(300.0, 10, 0),
+            point(600.0, 0, 0),
+            point(900.0, 0, 0),
+            point(1200.0, 0, 0),
+            point(1500.0, 4, 3),
+        ];
+        let got: Vec<Option<f64>> = rolling_attainment(&timeline, 600.0)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        // (600 s window, end inclusive, start exclusive): 10/10; 10/20; the point at 0 s
+        // leaves at 600 s → 0/10; nothing finished in (300, 900] or (600, 1200]; 3/4.
+        assert_eq!(
+            got,
+            [Some(1.0), Some(0.5), Some(0.0), None, None, Some(0.75)]
+        );
+    }
 }

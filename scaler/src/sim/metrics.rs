@@ -71,6 +71,27 @@ pub struct TimelinePoint {
     pub arrivals_per_s: f64,
     /// Replicas held per variant after this sync's decision.
     pub replicas: Vec<u32>,
+    /// Requests that finished (or were rejected) since the previous sync.
+    pub finished: u32,
+    /// Of those, the ones within both the TTFT and the TPOT bound: `met_slo / finished` over
+    /// a few syncs is the rolling attainment the plot draws.
+    pub met_slo: u32,
+    /// The policy's demand forecast at its last decision, for policies that forecast with
+    /// intervals (ours); omitted otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastBand>,
+}
+
+/// A demand forecast band as a policy sized from it, req/s.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ForecastBand {
+    /// Lower quantile at the next interval (mirrors the upper level: q95 → q05).
+    pub lower_rps: f64,
+    /// Point forecast at the next interval.
+    pub point_rps: f64,
+    /// Upper quantile over the cold-start horizon: the demand the plan covers before any
+    /// burst margin.
+    pub upper_rps: f64,
 }
 
 /// Everything one run of one policy reports.

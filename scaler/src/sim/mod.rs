@@ -187,6 +187,9 @@ struct Sim<'a> {
     gateway: VecDeque<usize>,
     outcomes: Vec<RequestOutcome>,
     finished: usize,
+    /// Requests finished, and those within both SLO bounds, since the last sync (timeline).
+    sync_finished: u32,
+    sync_met: u32,
     next_arrival: usize,
     events: Vec<TokenEvent>,
     /// (first-token time, TTFT s) and (finish time, TPOT s) of recent requests.
@@ -295,12 +298,18 @@ impl Sim<'_> {
                         0.0
                     };
                     o.tpot_s = Some(tpot);
+                    let slo = &self.spec.slo;
+                    let met = o.ttft_s.is_some_and(|t| t * 1e3 <= slo.ttft_ms)
+                        && tpot * 1e3 <= slo.tpot_ms;
+                    self.sync_met += u32::from(met);
+                    self.sync_finished += 1;
                     self.recent_tpot.push_back((t_s, tpot));
                     self.finished += 1;
                     self.last_event_s = self.last_event_s.max(t_s);
                 }
                 TokenEvent::Rejected { id } => {
                     self.outcomes[id].rejected = true;
+                    self.sync_finished += 1;
                     self.finished += 1;
                 }
             }
@@ -422,6 +431,8 @@ pub fn simulate_with_progress(
         gateway: VecDeque::new(),
         outcomes: vec![RequestOutcome::default(); requests.len()],
         finished: 0,
+        sync_finished: 0,
+        sync_met: 0,
         next_arrival: 0,
         events: Vec::new(),
         recent_ttft: VecDeque::new(),
@@ -530,8 +541,12 @@ pub fn simulate_with_progress(
                                 r + s
                             })
                             .collect(),
+                        finished: sim.sync_finished,
+                        met_slo: sim.sync_met,
+                        forecast: policy.forecast_band(),
                     });
                 }
+                (sim.sync_finished, sim.sync_met) = (0, 0);
                 sim.push(now + spec.scaling.sync_interval_s, Kind::Sync);
             }
         }

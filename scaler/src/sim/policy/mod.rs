@@ -93,6 +93,11 @@ pub trait Policy {
     fn warm_cost_fraction(&self) -> f64 {
         1.0
     }
+    /// The demand forecast behind the last wishes, for policies that forecast with
+    /// intervals (timeline and plot); `None` for the rest.
+    fn forecast_band(&self) -> Option<super::metrics::ForecastBand> {
+        None
+    }
 }
 
 /// Everything a policy may be built from.

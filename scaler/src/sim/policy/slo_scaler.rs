@@ -8,7 +8,9 @@ use forecasting::profile::Profile;
 
 use super::{Observation, Policy, PolicyContext, PolicyError, Wish};
 use crate::decision::ModelOutcome;
+use crate::decision::VariantDecision;
 use crate::pipeline::{Fleet, ModelInput, ModelPipeline, SloTarget, VariantInput};
+use crate::sim::metrics::ForecastBand;
 
 const MODEL: &str = "model";
 
@@ -18,6 +20,7 @@ pub struct SloScaler {
     fleet: Fleet,
     names: Vec<String>,
     last: Vec<Wish>,
+    band: Option<ForecastBand>,
 }
 
 impl SloScaler {
@@ -36,6 +39,7 @@ impl SloScaler {
                 .iter()
                 .map(|v| Wish::replicas(f64::from(v.min)))
                 .collect(),
+            band: None,
         })
     }
 }
@@ -53,6 +57,7 @@ impl Policy for SloScaler {
         self.fleet.observe(MODEL, obs.now_s, obs.arrivals_per_s);
         let decisions = self.fleet.tick(obs.now_s);
         if let Some(ModelOutcome::Planned(vs)) = decisions.first().map(|d| &d.outcome) {
+            self.band = vs.first().and_then(band_of);
             for (i, name) in self.names.iter().enumerate() {
                 if let Some(v) = vs.iter().find(|v| &v.variant == name) {
                     self.last[i] = Wish::replicas(v.desired_replicas);
@@ -61,6 +66,20 @@ impl Policy for SloScaler {
         }
         self.last.clone()
     }
+
+    fn forecast_band(&self) -> Option<ForecastBand> {
+        self.band
+    }
+}
+
+/// The forecast band a decision was sized from (its details carry it for `/metrics`).
+fn band_of(d: &VariantDecision) -> Option<ForecastBand> {
+    let get = |k: &str| d.details.get(k).copied().filter(|v| v.is_finite());
+    Some(ForecastBand {
+        lower_rps: get("demand_lower_rps")?,
+        point_rps: get("demand_point_rps")?,
+        upper_rps: get("demand_upper_rps")?,
+    })
 }
 
 /// The pipeline fleet `serve` would run for this context, with history fed, optionally with
