@@ -123,7 +123,18 @@ fn kv_aware_victims_keep_prefix_caches_better_than_the_replicaset_default() {
     a.slo_ttft_ms = Some(5000.0);
     let r = run(&a, "slo-scaler-warm,slo-scaler-warm-rs", None);
     let (kv, rs) = (&r[0].scale_to_zero, &r[1].scale_to_zero);
-    eprintln!("kv-aware {kv:?}\nreplicaset {rs:?}");
+    for z in [kv, rs] {
+        eprintln!(
+            "{}: {} scale-downs, {} sleeps, hit rate after {:.4}, TTFT after (own windows) {:?}, over the union of both runs' windows ({:?} requests) {:?}",
+            z.victim_rule,
+            z.scale_downs,
+            z.sleeps,
+            z.prefix_hit_rate_after_scale_down,
+            z.ttft_after_scale_down_ms,
+            z.requests_after_any_scale_down,
+            z.ttft_after_any_scale_down_ms
+        );
+    }
     assert_eq!(
         (kv.victim_rule.as_str(), rs.victim_rule.as_str()),
         ("kv-aware", "replicaset-default")
