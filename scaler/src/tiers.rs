@@ -10,7 +10,8 @@
 //!
 //! In one paragraph: a replica is **hot** if it is needed before a wake could finish (the
 //! upper forecast over the next interval, at least the demand observed now). Replicas
-//! the plan holds beyond that sleep. The **warm pool** is sized like a newsvendor's stock:
+//! the plan holds beyond that sleep when a sleeping replica costs less than a serving one
+//! (`warm_cost_fraction` < 1); at the default 1 every planned replica serves. The **warm pool** is sized like a newsvendor's stock:
 //! replicas of capacity are kept until `P(demand over the cold-start horizon > capacity)`
 //! falls below the critical ratio `c_u / (c_u + c_o)`, where `c_u` is what the requests a
 //! missing replica would serve during a cold start cost by waiting and `c_o` what a warm

@@ -241,3 +241,68 @@ pub fn render_table(reports: &[SimReport]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::metrics::Attainment;
+
+    fn report(tiers: bool, ttft_s: &[f64], after: &[bool]) -> SimReport {
+        SimReport {
+            name: String::new(),
+            requests: ttft_s.len(),
+            completed: ttft_s.len(),
+            rejected: 0,
+            unfinished: 0,
+            attainment: Attainment {
+                ttft: 1.0,
+                tpot: 1.0,
+                both: 1.0,
+            },
+            ttft_ms: Percentiles::default(),
+            tpot_ms: Percentiles::default(),
+            gpu_hours: 0.0,
+            cost: 0.0,
+            variants: Vec::new(),
+            cold_starts: 0,
+            requests_waited_on_cold_start: 0,
+            decisions: 0,
+            preemptions: 0,
+            prefix_hit_rate: 0.0,
+            simulated_s: 0.0,
+            timeline: Vec::new(),
+            scale_to_zero: ScaleToZeroReport {
+                tiers,
+                request_ttft_s: ttft_s.iter().map(|t| Some(*t)).collect(),
+                request_after_scale_down: after.to_vec(),
+                ..ScaleToZeroReport::default()
+            },
+        }
+    }
+
+    #[test]
+    fn runs_side_by_side_are_compared_on_the_union_of_their_windows() {
+        // Run A counted requests 0 and 1 after its scale-downs, run B only 2 (a calm one):
+        // on their own windows B looks better; on the same three requests A is.
+        let ttft_a = [1.0, 1.0, 1.0, 9.0];
+        let ttft_b = [5.0, 5.0, 0.5, 9.0];
+        let mut rs = vec![
+            report(true, &ttft_a, &[true, true, false, false]),
+            report(true, &ttft_b, &[false, false, true, false]),
+            report(false, &ttft_b, &[true, true, true, true]),
+        ];
+        compare_after_scale_downs(&mut rs);
+        let (a, b) = (&rs[0].scale_to_zero, &rs[1].scale_to_zero);
+        assert_eq!(a.requests_after_any_scale_down, Some(3));
+        assert_eq!(b.requests_after_any_scale_down, Some(3));
+        let p50 = |z: &ScaleToZeroReport| z.ttft_after_any_scale_down_ms.as_ref().unwrap().p50;
+        assert_eq!(p50(a), Some(1000.0));
+        assert_eq!(p50(b), Some(5000.0));
+        // Plain scale-to-zero (no tiers) is not part of the comparison.
+        assert_eq!(rs[2].scale_to_zero.requests_after_any_scale_down, None);
+        // A lone tiered run has nothing to be compared with.
+        let mut lone = vec![report(true, &ttft_a, &[true, false, false, false])];
+        compare_after_scale_downs(&mut lone);
+        assert_eq!(lone[0].scale_to_zero.ttft_after_any_scale_down_ms, None);
+    }
+}
