@@ -1,8 +1,9 @@
 //! Warm pools and KV-cache-aware scale-down in the simulator (issue 9), on real traces read
 //! at run time from `../shared/data` (or `SLO_SCALER_DATA_DIR`; skipped with a message when
 //! absent): the warm pool with its default settings against plain scale-to-zero on two
-//! ServeGen clients with idle spells (133, and 110 that the defaults were not checked on
-//! first), and KV-aware victims against the ReplicaSet's default on Mooncake.
+//! ServeGen clients with idle spells (133, the issue's, and 110; the defaults come from
+//! prices, not from either), and KV-aware victims against the ReplicaSet's default on
+//! Mooncake.
 
 use std::path::PathBuf;
 
