@@ -1,7 +1,9 @@
 //! Warm pools and KV-cache-aware scale-down in the simulator (issue 9), on real traces read
 //! at run time from `../shared/data` (or `SLO_SCALER_DATA_DIR`; skipped with a message when
-//! absent): the warm pool against plain scale-to-zero on a ServeGen client with idle
-//! spells, and KV-aware victims against the ReplicaSet's default on Mooncake.
+//! absent): the warm pool with its default settings against plain scale-to-zero on two
+//! ServeGen clients with idle spells (133, the issue's, and 110; the defaults come from
+//! prices, not from either), and KV-aware victims against the ReplicaSet's default on
+//! Mooncake.
 
 use std::path::PathBuf;
 
@@ -29,32 +31,30 @@ fn run(a: &BacktestArgs, policies: &str, tiers: Option<TierSettings>) -> Vec<Sim
     run_policies(&p, &policy_names(policies).unwrap(), |_, _| {}).unwrap()
 }
 
-#[test]
-fn the_warm_pool_removes_most_cold_start_waits_after_idle_spells() {
-    let Some(data) = data() else { return };
-    // A ServeGen m-large client with 74 idle 10-minute windows in its first day.
-    let trace = data.join("traces/servegen/language/m-large/chunk-133-trace.csv");
+/// Plain scale-to-zero against the warm pool with the default `sizing.tiers` on one day of
+/// a ServeGen m-large client; checks the issue's cold-start target and returns
+/// `(plain, warm)`.
+fn warm_pool_vs_plain(client: u32) -> Option<(SimReport, SimReport)> {
+    let data = data()?;
+    let trace = data.join(format!(
+        "traces/servegen/language/m-large/chunk-{client}-trace.csv"
+    ));
     let a = args(trace, 0.0, 86_400.0);
-    // The settings of the BENCHMARKS row: a cold-start wait priced at 0.1, TTL up to a day,
-    // no warm replica beyond the plan while active.
-    let tiers = TierSettings {
-        cold_wait_cost_per_request: 0.1,
-        max_ttl_s: 86_400.0,
-        max_warm: 0,
-        ..TierSettings::default()
-    };
-    let r = run(&a, "scale-to-zero,slo-scaler-warm", Some(tiers));
-    let (plain, warm) = (&r[0], &r[1]);
+    let mut r = run(&a, "scale-to-zero,slo-scaler-warm", None);
+    let warm = r.pop().unwrap();
+    let plain = r.pop().unwrap();
     eprintln!(
-        "plain: waited {} cost {:.2} idle {}/{}; warm: waited {} on wake {} cost {:.2} warm GPU-h {:.2}",
+        "client {client}: plain waited {} cost {:.2} idle {}/{} attainment {:.4}; warm waited {} on wake {} cost {:.2} warm GPU-h {:.2} attainment {:.4}",
         plain.requests_waited_on_cold_start,
         plain.cost,
         plain.scale_to_zero.idle_spells,
         plain.scale_to_zero.idle_spells_cold,
+        plain.attainment.both,
         warm.requests_waited_on_cold_start,
         warm.scale_to_zero.requests_waited_on_wake,
         warm.cost,
-        warm.scale_to_zero.warm_gpu_hours
+        warm.scale_to_zero.warm_gpu_hours,
+        warm.attainment.both,
     );
     assert!(!plain.scale_to_zero.tiers && warm.scale_to_zero.tiers);
     assert!(
@@ -68,38 +68,98 @@ fn the_warm_pool_removes_most_cold_start_waits_after_idle_spells() {
         warm.requests_waited_on_cold_start,
         plain.requests_waited_on_cold_start
     );
+    // Plain goes cold in several idle spells; the warm pool in none.
+    assert!(plain.scale_to_zero.idle_spells_cold > 0);
+    assert_eq!(warm.scale_to_zero.idle_spells_cold, 0);
     assert!(warm.scale_to_zero.wakes > 0 && warm.scale_to_zero.warm_gpu_hours > 0.0);
-    // At most 15 % more GPU cost with sleeping pods billed in full (measured: +10.9 %).
+    // Every planned pod serves at the default warm cost fraction: no attainment lost to
+    // sleeping pods (it was 5.7 points lower when they slept).
+    assert!(
+        warm.attainment.both >= plain.attainment.both - 0.002,
+        "{} vs {}",
+        warm.attainment.both,
+        plain.attainment.both
+    );
+    Some((plain, warm))
+}
+
+#[test]
+fn the_default_warm_pool_removes_cold_start_waits_after_idle_spells() {
+    let Some((plain, warm)) = warm_pool_vs_plain(133) else {
+        return;
+    };
+    // Sleeping pods billed as full GPUs: measured +13.8 %, above the issue's 10 % — the
+    // warm GPU through this client's long idle spells (see docs/BENCHMARKS.md).
     assert!(
         warm.cost <= 1.15 * plain.cost,
         "{} vs {}",
         warm.cost,
         plain.cost
     );
-    // No idle spell ends on a cold start any more (plain: several do).
-    assert!(plain.scale_to_zero.idle_spells_cold > 0);
-    assert_eq!(warm.scale_to_zero.idle_spells_cold, 0);
+}
+
+#[test]
+fn the_defaults_hold_on_a_client_they_were_not_chosen_on() {
+    let Some((plain, warm)) = warm_pool_vs_plain(110) else {
+        return;
+    };
+    // Measured +9.4 % with sleeping pods billed in full.
+    assert!(
+        warm.cost <= 1.10 * plain.cost,
+        "{} vs {}",
+        warm.cost,
+        plain.cost
+    );
 }
 
 #[test]
 fn kv_aware_victims_keep_prefix_caches_better_than_the_replicaset_default() {
     let Some(data) = data() else { return };
     let trace = data.join("traces/mooncake/conversation_trace.jsonl");
-    let mut a = args(trace, 0.0, 3600.0);
+    // From minute 10: the first ten minutes feed the forecaster (as `serve` backfills
+    // history), so the run does not open on a 1-replica fleet under full load, whose
+    // queue would dominate every TTFT percentile whatever the victims.
+    let mut a = args(trace, 600.0, 3000.0);
     a.routing = RoutingArg::PrefixAware;
     a.slo_ttft_ms = Some(5000.0);
     let r = run(&a, "slo-scaler-warm,slo-scaler-warm-rs", None);
     let (kv, rs) = (&r[0].scale_to_zero, &r[1].scale_to_zero);
-    eprintln!("kv-aware {kv:?}\nreplicaset {rs:?}");
+    for z in [kv, rs] {
+        eprintln!(
+            "{}: {} scale-downs, {} sleeps, hit rate after {:.4}, TTFT after (own windows) {:?}, over the union of both runs' windows ({:?} requests) {:?}",
+            z.victim_rule,
+            z.scale_downs,
+            z.sleeps,
+            z.prefix_hit_rate_after_scale_down,
+            z.ttft_after_scale_down_ms,
+            z.requests_after_any_scale_down,
+            z.ttft_after_any_scale_down_ms
+        );
+    }
     assert_eq!(
         (kv.victim_rule.as_str(), rs.victim_rule.as_str()),
         ("kv-aware", "replicaset-default")
     );
     assert!(kv.scale_downs > 0 && rs.scale_downs > 0);
+    // Nothing sleeps while the model is active at the default warm cost fraction, and the
+    // pods the HPA has not removed yet keep serving (this slice had 7 sleeps before).
+    assert_eq!((kv.sleeps, rs.sleeps), (0, 0));
     assert!(
         kv.prefix_hit_rate_after_scale_down > rs.prefix_hit_rate_after_scale_down,
         "{} vs {}",
         kv.prefix_hit_rate_after_scale_down,
         rs.prefix_hit_rate_after_scale_down
     );
+    // TTFT on the same requests in both runs: the union of their after-scale-down windows.
+    assert_eq!(
+        kv.requests_after_any_scale_down,
+        rs.requests_after_any_scale_down
+    );
+    let p90 = |z: &slo_scaler::sim::tier_metrics::ScaleToZeroReport| {
+        z.ttft_after_any_scale_down_ms
+            .as_ref()
+            .and_then(|p| p.p90)
+            .unwrap()
+    };
+    assert!(p90(kv) <= p90(rs), "{} vs {}", p90(kv), p90(rs));
 }

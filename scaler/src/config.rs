@@ -22,9 +22,9 @@
 //! | `sizing.stabilization.hpa_tolerance` | `0.1` | changes the HPA would ignore are never proposed |
 //! | `sizing.tiers.warm_pool` | `true` | keep sleeping replicas (warm tier); false = plain scale-to-zero |
 //! | `sizing.tiers.warm_cost_fraction` | `1.0` | a warm replica's cost as a fraction of a hot one's (a sleeping pod still holds its GPU) |
-//! | `sizing.tiers.cold_wait_cost_per_request` | `0.01` | cost of one request waiting on a cold start (currency of `cost_per_hour`) |
-//! | `sizing.tiers.max_warm` | `2` | most warm replicas beyond the plan, per model |
-//! | `sizing.tiers.min_ttl_s`, `max_ttl_s` | `0`, `3600` | bounds on the idle TTL before warm goes cold |
+//! | `sizing.tiers.cold_wait_cost_per_request` | `2.5` (a person's 270 s at ≈ $35/h; `docs/scale-to-zero.md`) | cost of one request waiting on a cold start (currency of `cost_per_hour`) |
+//! | `sizing.tiers.max_warm` | `0` | most warm replicas beyond the plan, per model |
+//! | `sizing.tiers.min_ttl_s`, `max_ttl_s` | `0`, `86400` | bounds on the idle TTL before warm goes cold |
 //! | `models[].variants[].share` | `1` | weight in splitting the model's demand across its variants |
 //! | `models[].variants[].min_replicas` | `0` | floor on the desired replicas |
 //! | `models[].variants[].max_replicas` | none | ceiling on the desired replicas |

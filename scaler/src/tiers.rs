@@ -10,7 +10,8 @@
 //!
 //! In one paragraph: a replica is **hot** if it is needed before a wake could finish (the
 //! upper forecast over the next interval, at least the demand observed now). Replicas
-//! the plan holds beyond that sleep. The **warm pool** is sized like a newsvendor's stock:
+//! the plan holds beyond that sleep when a sleeping replica costs less than a serving one
+//! (`warm_cost_fraction` < 1); at the default 1 every planned replica serves. The **warm pool** is sized like a newsvendor's stock:
 //! replicas of capacity are kept until `P(demand over the cold-start horizon > capacity)`
 //! falls below the critical ratio `c_u / (c_u + c_o)`, where `c_u` is what the requests a
 //! missing replica would serve during a cold start cost by waiting and `c_o` what a warm
@@ -34,25 +35,42 @@ pub struct TierSettings {
     /// serves another model's engine.
     pub warm_cost_fraction: f64,
     /// What one request waiting on a cold start costs, in the currency of
-    /// `cost_per_hour`. Default 0.01.
+    /// `cost_per_hour`. Default [`DEFAULT_COLD_WAIT_COST_PER_REQUEST`].
     pub cold_wait_cost_per_request: f64,
-    /// Most warm replicas beyond those the plan holds, per model. Default 2.
+    /// Most warm replicas beyond those the plan holds, per model. Default 0: at the
+    /// default `warm_cost_fraction` a warm replica costs a whole GPU, and the plan already
+    /// covers the attainment quantile of demand over the cold-start horizon; an idle model
+    /// still keeps one warm replica (the newsvendor's stock, at least 1).
     pub max_warm: u32,
-    /// Bounds on the idle TTL before warm goes cold, seconds. Defaults 0 and 3600.
+    /// Bounds on the idle TTL before warm goes cold, seconds. Defaults 0 and
+    /// [`DEFAULT_MAX_TTL_S`].
     pub min_ttl_s: f64,
     /// Upper bound on the idle TTL, seconds.
     pub max_ttl_s: f64,
 }
+
+/// Default price of one request waiting on a cold start: the person waiting. A cold start
+/// (300 s in the shipped profiles) instead of a wake (30 s) makes a request wait 270 s
+/// longer; at US average hourly earnings (≈ $35/h, BLS Current Employment Statistics,
+/// 2024) that is ≈ $2.6 of someone's time, rounded down to 2.5 (in the currency of
+/// `cost_per_hour`, dollars in the shipped fleet). Against a GPU-hour of $1.3–3 it says:
+/// keep one GPU warm for hours rather than let a returning user wait minutes.
+pub const DEFAULT_COLD_WAIT_COST_PER_REQUEST: f64 = 2.5;
+
+/// Default longest idle TTL: one day. Demand that follows a daily cycle returns within
+/// it; a model idle for a whole day is not coming back on its pattern, and a warm GPU for
+/// another day costs more than any single cold start.
+pub const DEFAULT_MAX_TTL_S: f64 = 86_400.0;
 
 impl Default for TierSettings {
     fn default() -> Self {
         Self {
             warm_pool: true,
             warm_cost_fraction: 1.0,
-            cold_wait_cost_per_request: 0.01,
-            max_warm: 2,
+            cold_wait_cost_per_request: DEFAULT_COLD_WAIT_COST_PER_REQUEST,
+            max_warm: 0,
             min_ttl_s: 0.0,
-            max_ttl_s: 3600.0,
+            max_ttl_s: DEFAULT_MAX_TTL_S,
         }
     }
 }
@@ -231,9 +249,12 @@ pub fn idle_ttl_s(s: &TierSettings, v: &TierVariant, rate_rps: f64) -> f64 {
     ttl.clamp(s.min_ttl_s, s.max_ttl_s)
 }
 
-/// The variant that holds the warm pool: the one the plan gives most capacity, or the
-/// cheapest per unit of capacity when the plan runs nothing.
-fn pool_variant(vs: &[TierVariant]) -> Option<usize> {
+/// The variant that holds the warm pool: the one the plan gives most capacity; when the plan
+/// runs nothing (idle), the one whose newsvendor stock costs least per hour. An idle pool
+/// only has to absorb the first requests of the next spell (the plan scales up behind it),
+/// so one replica of the cheaper GPU beats one of the cheaper-per-capacity GPU whenever
+/// it covers the demand quantile.
+fn pool_variant(s: &TierSettings, vs: &[TierVariant], demand_cold: &[(f64, f64)]) -> Option<usize> {
     let most = (0..vs.len())
         .filter(|&i| vs[i].planned > 0)
         .max_by(|&a, &b| {
@@ -241,12 +262,20 @@ fn pool_variant(vs: &[TierVariant]) -> Option<usize> {
                 .total_cmp(&(f64::from(vs[b].planned) * vs[b].capacity_rps))
                 .then(b.cmp(&a))
         });
+    let stock_cost = |v: &TierVariant| {
+        let need = quantile_at(demand_cold, critical_ratio(s, v));
+        ((need / v.capacity_rps) - 1e-9).ceil().max(1.0) * v.cost_per_hour
+    };
     most.or_else(|| {
         (0..vs.len())
             .filter(|&i| vs[i].capacity_rps > 0.0 && vs[i].max > 0)
             .min_by(|&a, &b| {
-                (vs[a].cost_per_hour / vs[a].capacity_rps)
-                    .total_cmp(&(vs[b].cost_per_hour / vs[b].capacity_rps))
+                stock_cost(&vs[a])
+                    .total_cmp(&stock_cost(&vs[b]))
+                    .then(
+                        (vs[a].cost_per_hour / vs[a].capacity_rps)
+                            .total_cmp(&(vs[b].cost_per_hour / vs[b].capacity_rps)),
+                    )
                     .then(a.cmp(&b))
             })
     })
@@ -256,7 +285,7 @@ fn pool_variant(vs: &[TierVariant]) -> Option<usize> {
 #[must_use]
 pub fn plan_tiers(s: &TierSettings, input: &TierInput) -> ModelTiers {
     let vs = &input.variants;
-    let pool = pool_variant(vs);
+    let pool = pool_variant(s, vs, &input.demand_cold);
     let pv = pool.map(|i| &vs[i]);
     let wake_s = pv.map_or(0.0, |v| v.wake_s);
     let ratio = pv.map_or(0.0, |v| critical_ratio(s, v));
@@ -323,8 +352,16 @@ pub fn plan_tiers(s: &TierSettings, input: &TierInput) -> ModelTiers {
             };
             hot = hot.min(v.max);
             let pods = v.planned.max(hot);
-            // Without a warm pool nothing sleeps: plain scale-to-zero serves with every pod.
-            t.hot = if s.warm_pool { hot } else { pods };
+            // Putting a planned pod to sleep saves `1 − warm_cost_fraction` of its price and
+            // costs wake waits and a lost cache when demand turns; at the default fraction
+            // 1 (a sleeping pod still holds its GPU) it saves nothing, so every planned pod
+            // serves and only pods beyond the plan sleep. Without a warm pool nothing
+            // sleeps either: plain scale-to-zero serves with every pod.
+            t.hot = if s.warm_pool && s.warm_cost_fraction < 1.0 {
+                hot
+            } else {
+                pods
+            };
             t.warm = pods - t.hot;
             t.action = if t.warm > 0 { "warm_pool" } else { "hot" };
         }
@@ -447,6 +484,17 @@ mod tests {
         }
     }
 
+    /// The pre-2026-11-29 defaults, whose arithmetic the worked example in
+    /// `docs/scale-to-zero.md` follows: cheap waits, a pool beyond the plan.
+    fn priced() -> TierSettings {
+        TierSettings {
+            cold_wait_cost_per_request: 0.01,
+            max_warm: 2,
+            max_ttl_s: 3600.0,
+            ..TierSettings::default()
+        }
+    }
+
     fn band(p50: f64, p90: f64, p99: f64) -> Vec<(f64, f64)> {
         vec![
             (0.5, p50),
@@ -470,7 +518,7 @@ mod tests {
     #[test]
     fn critical_ratio_follows_the_costs() {
         let v = variant(1);
-        let s = TierSettings::default();
+        let s = priced();
         // under = 0.01 × 2 req/s × 270 s = 5.4; over = 1 × 3 $/h × 300 s = 0.25.
         assert!((critical_ratio(&s, &v) - 5.4 / 5.65).abs() < 1e-9);
         let cheap_wait = TierSettings {
@@ -497,7 +545,11 @@ mod tests {
 
     #[test]
     fn active_model_keeps_hot_for_the_wake_horizon_and_a_newsvendor_warm_pool() {
-        let s = TierSettings::default();
+        // A warm replica at half a hot one's price: sleeping saves something.
+        let s = TierSettings {
+            warm_cost_fraction: 0.5,
+            ..priced()
+        };
         // Now 3 req/s (2 hot at 2 req/s each); the plan holds 3; the cold-start horizon's
         // tail reaches 9 req/s: the newsvendor (ratio 0.956) wants 5 replicas of capacity.
         let t = plan_tiers(&s, &input(3, 3.0, band(3.0, 6.0, 10.0), 0.0));
@@ -505,6 +557,7 @@ mod tests {
         assert!(!t.idle && t.active);
         assert_eq!(v.hot, 2, "{v:?}");
         assert_eq!(v.pods(), 5, "3 planned + 2 warm (max_warm) {v:?}");
+        assert!(t.critical_ratio > 0.97, "{}", t.critical_ratio);
         assert_eq!(v.action, "warm_pool");
         // Without a warm pool every planned pod serves and nothing is added.
         let p = plan_tiers(
@@ -523,7 +576,7 @@ mod tests {
 
     #[test]
     fn idle_model_sleeps_then_goes_cold_after_the_ttl() {
-        let s = TierSettings::default();
+        let s = priced();
         // TTL: 0.01 × (0.5 req/s × 270 s) / (3 $/h / 3600) = 1620 s.
         let t = plan_tiers(&s, &input(2, 0.0, band(0.0, 0.2, 1.0), 100.0));
         assert!(t.idle && t.active);
@@ -566,6 +619,73 @@ mod tests {
         let t = plan_tiers(&TierSettings::default(), &i);
         assert_eq!(t.variants[0].pods(), 0);
         assert_eq!(t.variants[1].warm, 1);
+    }
+
+    #[test]
+    fn a_sleeping_pod_billed_in_full_saves_nothing_so_planned_pods_serve() {
+        // Default fraction 1: the plan's 3 pods all serve although 1 would cover the wake
+        // horizon; the same input at fraction 0.5 sleeps the 2 the wake horizon does not need.
+        let i = input(3, 1.5, band(1.5, 3.0, 5.0), 0.0);
+        let full = plan_tiers(&TierSettings::default(), &i);
+        assert_eq!((full.variants[0].hot, full.variants[0].warm), (3, 0));
+        let half = TierSettings {
+            warm_cost_fraction: 0.5,
+            ..TierSettings::default()
+        };
+        let h = plan_tiers(&half, &i);
+        assert_eq!((h.variants[0].hot, h.variants[0].warm), (1, 2));
+    }
+
+    #[test]
+    fn default_costs_keep_one_gpu_warm_for_hours_not_minutes() {
+        let s = TierSettings::default();
+        // After a spell at 0.5 req/s a cold start would hold 135 requests: 2.5 × 135 against
+        // $3/h is weeks of rent, so the day-long bound applies.
+        let t = plan_tiers(&s, &input(2, 0.0, band(0.0, 0.2, 1.0), 100.0));
+        assert_eq!(t.ttl_s, DEFAULT_MAX_TTL_S);
+        assert_eq!(
+            (t.variants[0].hot, t.variants[0].warm),
+            (0, 1),
+            "one warm, not max_warm"
+        );
+        assert!(!plan_tiers(&s, &input(2, 0.0, band(0.0, 0.2, 1.0), 86_401.0)).active);
+        // With no active spell behind it (one request would wait), the rent of a $3/h GPU
+        // equals that one wait after 2.5 / (3/3600) = 3000 s.
+        let mut lone = input(2, 0.0, band(0.0, 0.0, 0.0), 0.0);
+        lone.recent_active_rps = 0.0;
+        assert!((plan_tiers(&s, &lone).ttl_s - 3000.0).abs() < 1e-6);
+        // Against the old price (0.01 a wait) the TTL was 27 minutes: defaults went cold in
+        // most idle spells of a ServeGen client.
+        assert!(plan_tiers(&priced(), &input(2, 0.0, band(0.0, 0.2, 1.0), 0.0)).ttl_s < 1800.0);
+    }
+
+    #[test]
+    fn an_idle_pool_sits_on_the_gpu_whose_stock_costs_least_per_hour() {
+        // h100: 2 req/s at $3/h ($1.5 per req/s); a100: 1.5 req/s at $2.4/h ($1.6 per req/s).
+        let mut a = variant(0);
+        a.name = "a100".into();
+        a.capacity_rps = 1.5;
+        a.cost_per_hour = 2.4;
+        let h = variant(0);
+        let idle = |p99: f64| TierInput {
+            variants: vec![h.clone(), a.clone()],
+            demand_wake_rps: 0.0,
+            demand_cold: band(0.0, p99 / 2.0, p99),
+            demand_expected_rps: 0.0,
+            recent_active_rps: 0.0,
+            idle_for_s: 0.0,
+        };
+        let s = TierSettings {
+            max_warm: 4,
+            ..TierSettings::default()
+        };
+        // A trickle: one a100 ($2.4/h) covers it, cheaper than one h100 although the h100
+        // is cheaper per unit of capacity.
+        let t = plan_tiers(&s, &idle(0.5));
+        assert_eq!((t.variants[0].warm, t.variants[1].warm), (0, 1));
+        // 4 req/s at the tail: 2 h100 ($6/h) beat 3 a100 ($7.2/h).
+        let t = plan_tiers(&s, &idle(4.0));
+        assert_eq!((t.variants[0].warm, t.variants[1].warm), (2, 0));
     }
 
     #[test]

@@ -455,6 +455,7 @@ pub fn run_policies(
         );
         out.push(report);
     }
+    crate::sim::tier_metrics::compare_after_scale_downs(&mut out);
     Ok(out)
 }
 

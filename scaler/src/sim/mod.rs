@@ -525,8 +525,10 @@ pub fn simulate_with_progress(
                     }
                 }
                 if let Some(hot) = policy.hot_replicas() {
+                    let warm = policy.warm_replicas();
                     for (v, &h) in hot.iter().enumerate().take(nv) {
-                        sim.set_hot(v, h, now);
+                        let w = warm.as_ref().and_then(|w| w.get(v).copied());
+                        sim.set_hot(v, h, w, now);
                     }
                 }
                 sim.tier_sync(now);

@@ -10,7 +10,9 @@
 //! - a **scale-down** is a serving replica leaving (removed, draining) or going to sleep;
 //!   requests arriving within [`AFTER_SCALE_DOWN_S`] of one are *after a scale-down*, and
 //!   the prefix-cache hit rate after scale-downs is over the prompt tokens admitted in
-//!   those windows (sampled at HPA syncs).
+//!   those windows (sampled at HPA syncs); runs compared side by side also get the TTFT
+//!   over the union of their windows ([`compare_after_scale_downs`]), the same requests in
+//!   each.
 
 use serde::Serialize;
 
@@ -58,6 +60,57 @@ pub struct ScaleToZeroReport {
     pub ttft_after_scale_down_ms: Percentiles,
     /// Prefix-cache hit rate over prompt tokens admitted within the windows.
     pub prefix_hit_rate_after_scale_down: f64,
+    /// Requests after a scale-down in *any* of the runs compared side by side (the union
+    /// of their windows: the same requests in every run; `None` for a lone run).
+    pub requests_after_any_scale_down: Option<usize>,
+    /// This run's TTFT over those requests, ms. Each run's own windows differ (a victim
+    /// that was asleep is no scale-down, one that served is), so their percentiles are over
+    /// different requests; over the union the runs are compared on the same ones.
+    pub ttft_after_any_scale_down_ms: Option<Percentiles>,
+    /// Per request: TTFT (s), for the side-by-side figures (not serialised).
+    #[serde(skip)]
+    pub request_ttft_s: Vec<Option<f64>>,
+    /// Per request: arrived within this run's after-scale-down windows (not serialised).
+    #[serde(skip)]
+    pub request_after_scale_down: Vec<bool>,
+}
+
+/// Fills [`ScaleToZeroReport::ttft_after_any_scale_down_ms`] of every tiered run from the
+/// union of their after-scale-down windows; needs two tiered runs on the same requests.
+pub fn compare_after_scale_downs(reports: &mut [SimReport]) {
+    let tiered: Vec<usize> = (0..reports.len())
+        .filter(|&i| reports[i].scale_to_zero.tiers)
+        .collect();
+    let Some(&first) = tiered.first() else {
+        return;
+    };
+    let n = reports[first].scale_to_zero.request_after_scale_down.len();
+    if tiered.len() < 2
+        || tiered
+            .iter()
+            .any(|&i| reports[i].scale_to_zero.request_after_scale_down.len() != n)
+    {
+        return;
+    }
+    let union: Vec<bool> = (0..n)
+        .map(|k| {
+            tiered
+                .iter()
+                .any(|&i| reports[i].scale_to_zero.request_after_scale_down[k])
+        })
+        .collect();
+    let count = union.iter().filter(|&&u| u).count();
+    for &i in &tiered {
+        let z = &mut reports[i].scale_to_zero;
+        let mut ttft: Vec<f64> = z
+            .request_ttft_s
+            .iter()
+            .zip(&union)
+            .filter_map(|(t, &u)| if u { *t } else { None })
+            .collect();
+        z.requests_after_any_scale_down = Some(count);
+        z.ttft_after_any_scale_down_ms = Some(percentiles(&mut ttft, 1000.0));
+    }
 }
 
 /// Per-run accumulators the engine updates.
@@ -132,6 +185,8 @@ pub fn summarise(
         requests_after_scale_down: after,
         ttft_after_scale_down_ms: percentiles(&mut down_ttft, 1000.0),
         prefix_hit_rate_after_scale_down: if p == 0 { 0.0 } else { c as f64 / p as f64 },
+        request_ttft_s: outcomes.iter().map(|o| o.ttft_s).collect(),
+        request_after_scale_down: flags.iter().map(|f| f.after_scale_down).collect(),
         ..ScaleToZeroReport::default()
     }
 }
@@ -144,7 +199,7 @@ pub fn render_table(reports: &[SimReport]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<22} {:>7} {:>7} {:>6} {:>6} {:>9} {:>8} {:>9} {:>11} {:>11} {:>6} {:>7} {:>10} {:>9}",
+        "{:<22} {:>7} {:>7} {:>6} {:>6} {:>9} {:>8} {:>9} {:>11} {:>11} {:>6} {:>7} {:>10} {:>10} {:>9}",
         "scale-to-zero",
         "cold-w",
         "wake-w",
@@ -158,6 +213,7 @@ pub fn render_table(reports: &[SimReport]) -> String {
         "downs",
         "hit↓",
         "TTFT↓ p90",
+        "TTFT↓∪ p90",
         "victims"
     );
     for r in reports {
@@ -165,7 +221,7 @@ pub fn render_table(reports: &[SimReport]) -> String {
         let idle = format!("{}/{}", z.idle_spells, z.idle_spells_cold);
         let _ = writeln!(
             s,
-            "{:<22} {:>7} {:>7} {:>6} {:>6} {:>9.2} {:>8.2} {:>9.2} {:>11} {:>11} {:>6} {:>6.1}% {:>10} {:>9}",
+            "{:<22} {:>7} {:>7} {:>6} {:>6} {:>9.2} {:>8.2} {:>9.2} {:>11} {:>11} {:>6} {:>6.1}% {:>10} {:>10} {:>9}",
             r.name,
             r.requests_waited_on_cold_start,
             z.requests_waited_on_wake,
@@ -179,8 +235,74 @@ pub fn render_table(reports: &[SimReport]) -> String {
             z.scale_downs,
             z.prefix_hit_rate_after_scale_down * 100.0,
             ms(z.ttft_after_scale_down_ms.p90),
+            ms(z.ttft_after_any_scale_down_ms.as_ref().and_then(|p| p.p90)),
             z.victim_rule
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::metrics::Attainment;
+
+    fn report(tiers: bool, ttft_s: &[f64], after: &[bool]) -> SimReport {
+        SimReport {
+            name: String::new(),
+            requests: ttft_s.len(),
+            completed: ttft_s.len(),
+            rejected: 0,
+            unfinished: 0,
+            attainment: Attainment {
+                ttft: 1.0,
+                tpot: 1.0,
+                both: 1.0,
+            },
+            ttft_ms: Percentiles::default(),
+            tpot_ms: Percentiles::default(),
+            gpu_hours: 0.0,
+            cost: 0.0,
+            variants: Vec::new(),
+            cold_starts: 0,
+            requests_waited_on_cold_start: 0,
+            decisions: 0,
+            preemptions: 0,
+            prefix_hit_rate: 0.0,
+            simulated_s: 0.0,
+            timeline: Vec::new(),
+            scale_to_zero: ScaleToZeroReport {
+                tiers,
+                request_ttft_s: ttft_s.iter().map(|t| Some(*t)).collect(),
+                request_after_scale_down: after.to_vec(),
+                ..ScaleToZeroReport::default()
+            },
+        }
+    }
+
+    #[test]
+    fn runs_side_by_side_are_compared_on_the_union_of_their_windows() {
+        // Run A counted requests 0 and 1 after its scale-downs, run B only 2 (a calm one):
+        // on their own windows B looks better; on the same three requests A is.
+        let ttft_a = [1.0, 1.0, 1.0, 9.0];
+        let ttft_b = [5.0, 5.0, 0.5, 9.0];
+        let mut rs = vec![
+            report(true, &ttft_a, &[true, true, false, false]),
+            report(true, &ttft_b, &[false, false, true, false]),
+            report(false, &ttft_b, &[true, true, true, true]),
+        ];
+        compare_after_scale_downs(&mut rs);
+        let (a, b) = (&rs[0].scale_to_zero, &rs[1].scale_to_zero);
+        assert_eq!(a.requests_after_any_scale_down, Some(3));
+        assert_eq!(b.requests_after_any_scale_down, Some(3));
+        let p50 = |z: &ScaleToZeroReport| z.ttft_after_any_scale_down_ms.as_ref().unwrap().p50;
+        assert_eq!(p50(a), Some(1000.0));
+        assert_eq!(p50(b), Some(5000.0));
+        // Plain scale-to-zero (no tiers) is not part of the comparison.
+        assert_eq!(rs[2].scale_to_zero.requests_after_any_scale_down, None);
+        // A lone tiered run has nothing to be compared with.
+        let mut lone = vec![report(true, &ttft_a, &[true, false, false, false])];
+        compare_after_scale_downs(&mut lone);
+        assert_eq!(lone[0].scale_to_zero.ttft_after_any_scale_down_ms, None);
+    }
 }

@@ -130,14 +130,42 @@ impl Sim<'_> {
 
     /// Brings variant `v` to `hot` serving replicas (ready or waking; a cold start under
     /// way does not count: a sleeping replica wakes sooner) by putting the least valuable to
-    /// sleep or waking sleeping ones; never adds pods.
-    pub(super) fn set_hot(&mut self, v: usize, hot: u32, now_s: f64) {
+    /// sleep or waking sleeping ones; never adds pods. With `warm` (the policy's warm
+    /// target) at most that many sleep: pods beyond `hot + warm` that the Deployment has
+    /// not removed yet (the HPA's scale-down stabilisation) keep serving until removed, as
+    /// the actuator leaves them — they hold their GPUs either way, and sleeping them would
+    /// only take capacity away from the requests still arriving.
+    pub(super) fn set_hot(&mut self, v: usize, hot: u32, warm: Option<u32>, now_s: f64) {
         let of_v = |s: &super::Slot, st: &[SlotState]| s.variant == v && st.contains(&s.state);
         let serving = self
             .slots
             .iter()
             .filter(|s| of_v(s, &[SlotState::Ready, SlotState::Waking]))
             .count() as u32;
+        let hot = match warm {
+            // The variant is leaving (nothing hot or warm): the pods the Deployment still
+            // holds neither sleep nor wake; they go as it removes them.
+            Some(0) if hot == 0 => serving,
+            Some(w) => {
+                let up = self
+                    .slots
+                    .iter()
+                    .filter(|s| {
+                        of_v(
+                            s,
+                            &[
+                                SlotState::Ready,
+                                SlotState::ToSleep,
+                                SlotState::Asleep,
+                                SlotState::Waking,
+                            ],
+                        )
+                    })
+                    .count() as u32;
+                hot.max(up.saturating_sub(w))
+            }
+            None => hot,
+        };
         if serving > hot {
             let ready: Vec<usize> = self
                 .ready

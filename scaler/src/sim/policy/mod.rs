@@ -84,6 +84,12 @@ pub trait Policy {
     fn hot_replicas(&self) -> Option<Vec<u32>> {
         None
     }
+    /// Sleeping (warm) replicas per variant the policy wants, alongside
+    /// [`Self::hot_replicas`]: pods beyond `hot + warm` that the Deployment has not removed
+    /// yet keep serving, as the actuator leaves them (`docs/warm-pool.md`, rule 2).
+    fn warm_replicas(&self) -> Option<Vec<u32>> {
+        None
+    }
     /// How the Deployment picks pods to remove (the simulator's least-loaded rule unless
     /// the policy sets pod-deletion costs or asks for the ReplicaSet's own order).
     fn victim_rule(&self) -> super::victims::VictimRule {

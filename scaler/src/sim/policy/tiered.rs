@@ -29,6 +29,7 @@ pub struct Tiered {
     names: Vec<String>,
     last: Vec<Wish>,
     hot: Vec<u32>,
+    warm: Vec<u32>,
     victims: VictimRule,
     warm_cost_fraction: f64,
     warm_pool: bool,
@@ -73,6 +74,7 @@ impl Tiered {
                 .map(|v| Wish::replicas(f64::from(v.min)))
                 .collect(),
             hot: ctx.variants.iter().map(|v| v.min).collect(),
+            warm: vec![0; ctx.variants.len()],
             victims,
             warm_cost_fraction: tiers.warm_cost_fraction,
             warm_pool: tiers.warm_pool,
@@ -101,6 +103,7 @@ impl Policy for Tiered {
                         .get("tier_hot")
                         .map_or(v.desired_replicas, |h| *h)
                         .max(0.0) as u32;
+                    self.warm[i] = v.details.get("tier_warm").map_or(0.0, |w| *w).max(0.0) as u32;
                 }
             }
         }
@@ -110,6 +113,10 @@ impl Policy for Tiered {
     fn hot_replicas(&self) -> Option<Vec<u32>> {
         // Plain scale-to-zero never puts a pod to sleep: every pod KEDA keeps serves.
         self.warm_pool.then(|| self.hot.clone())
+    }
+
+    fn warm_replicas(&self) -> Option<Vec<u32>> {
+        self.warm_pool.then(|| self.warm.clone())
     }
 
     fn victim_rule(&self) -> VictimRule {
