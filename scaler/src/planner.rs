@@ -264,7 +264,7 @@ impl Planner for FleetPlanner {
                 Some(Ok(r)) => {
                     self.fleet.observe(name, t_s, r.requests_per_s);
                     if let Some(o) = &r.observation {
-                        self.fleet.observe_latency(name, o.ttft_p90_s, o.tpot_p90_s);
+                        self.fleet.observe_latency(name, o.ttft_p90_s, o.tpot_p90_s, None);
                     }
                 }
                 Some(Err(why)) => self.fleet.mark_unavailable(name, why.clone()),
