@@ -665,6 +665,13 @@ impl Planner for ServedPlanner {
             Self::Demo(p) => p.evaluate(now).await,
         }
     }
+
+    fn note_running(&mut self, model: &str, running: &std::collections::BTreeMap<String, u32>) {
+        // The demo's simulated fleet runs its own decisions and reports its ready replicas.
+        if let Self::Configured(p) = self {
+            p.note_running(model, running);
+        }
+    }
 }
 
 #[cfg(test)]
