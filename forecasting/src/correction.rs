@@ -66,8 +66,8 @@ pub struct CorrectionSettings {
 impl Default for CorrectionSettings {
     fn default() -> Self {
         Self {
-            // Measured on the backtest traces (`docs/BENCHMARKS.md`, issue 7): the same
-            // attainment as multiplicative at 3-30 % less cost.
+            // Measured on the backtest traces (`docs/BENCHMARKS.md`, issue 7): attainment
+            // within 0.2 points of multiplicative at 1.5-28 % less cost.
             model: BiasModel::Additive,
             min_bias: 0.8,
             max_bias: 4.0,
