@@ -254,6 +254,11 @@ impl ModelPipeline {
     /// `tier_critical_ratio`, `tier_idle` and `tier_active` in their details.
     #[must_use]
     pub fn with_tiers(mut self, settings: crate::tiers::TierSettings) -> Self {
+        // The tier rule prices keeping replicas warm against the risk of a return from the
+        // model's forecast; the idle fade (which sizes plain pipelines down to zero) would
+        // tell it nothing is coming back, so it is off here (measured: with it, the warm
+        // pool let idle spells go cold, `tests/sim_tiers.rs`).
+        self.forecaster.without_idle_fade();
         self.tiers = Some(settings);
         self
     }

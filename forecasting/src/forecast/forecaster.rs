@@ -530,6 +530,13 @@ impl Forecaster {
         };
     }
 
+    /// Turns the idle fade off ([`IdleBandConfig::OFF`]), e.g. when a tier rule decides
+    /// what happens in idle spells from the model's own forecast.
+    pub fn without_idle_fade(&mut self) {
+        self.config.idle_band = IdleBandConfig::OFF;
+        self.idle = IdleBand::new(IdleBandConfig::OFF);
+    }
+
     /// Records `steps` missing points in a row (a scrape gap).
     pub fn observe_missing(&mut self, steps: usize) {
         for _ in 0..steps {
