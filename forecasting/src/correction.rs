@@ -1,14 +1,17 @@
 //! Closing the loop: correct a replica's capacity by how observed latency compares with what
 //! the performance model predicted at the observed load.
 //!
-//! The correction is a *latency bias* `k = observed / predicted`, one per signal (TTFT, TPOT),
-//! and the capacity is recomputed through the latency model under the SLO divided by `k`:
-//! the highest rate at which `k × predicted ≤ SLO`. Mapping the latency excess linearly to
-//! capacity (as Dynamo's planner does, and as this module did before) is wrong because a
-//! percentile latency is not linear in load: TTFT explodes near saturation, so observed
-//! TTFT twice the prediction far inside the SLO means only a few per cent less capacity,
-//! while the same excess on a GPU that is truly slower near its bound means much less. Going
-//! through the model gets both right.
+//! The correction is a *corrected SLO*, one bound per signal (TTFT, TPOT): the bound the
+//! model's prediction must meet for the observed latency to meet the real one, held as a
+//! divisor of the bound ([`Bias`]). [`BiasModel`] says how an excess measured at the
+//! observed load is carried to the capacity's load: the SLO minus the excess (additive,
+//! the default) or divided by `k = observed / predicted` (multiplicative). The capacity is
+//! then recomputed through the latency model under the corrected SLO. Mapping the excess
+//! linearly to capacity (as Dynamo's planner does, and as this module did before) is wrong
+//! because a percentile latency is not linear in load: TTFT explodes near saturation, so
+//! observed TTFT twice the prediction far inside the SLO means only a few per cent less
+//! capacity, while the same excess on a GPU that is truly slower near its bound means much
+//! less. Going through the model gets both right.
 //!
 //! The bias is bounded (one noisy window or a latency spike cannot halve or double the
 //! fleet), smoothed in log space with an EWMA (a sustained miss moves it within a few
