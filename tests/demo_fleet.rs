@@ -177,5 +177,8 @@ async fn get_metrics_follows_the_simulated_fleet_and_metrics_show_it() {
     let ready = detail_series(&metrics, m, v, "sim_ready_replicas").unwrap();
     assert!(ready >= 1.0, "{ready}");
     let attainment = detail_series(&metrics, m, v, "sim_attainment").unwrap();
-    assert!(attainment > 0.9, "{attainment}");
+    // The fleet is sized for p90 bounds (no longer 1.3-2x above them, as the old latency
+    // correction made it): at a given moment about a tenth of the requests may miss one of
+    // the two bounds, so "both" sits near, not above, 90 %.
+    assert!(attainment > 0.8, "{attainment}");
 }

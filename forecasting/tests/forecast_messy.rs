@@ -301,3 +301,39 @@ fn self_refits_follow_a_change_of_regime() {
         "refitting {err_refit} vs stale {err_stale}"
     );
 }
+
+/// A model busy for a day then idle: with the busy residuals still in the window and a
+/// slowly decaying level, the upper band kept replicas for hours; the forecast now fades
+/// into the idle value once demand has been zero for 15 minutes, is zero after 30, and
+/// comes back with the first request.
+#[test]
+fn the_band_fades_in_an_idle_spell_and_returns_with_demand() {
+    let config = ForecasterConfig::new(60.0, Method::Adaptive).unwrap();
+    let mut off_config = config.clone();
+    off_config.idle_band = forecasting::forecast::idle::IdleBandConfig::OFF;
+    let mut on = Forecaster::new(config).unwrap();
+    let mut off = Forecaster::new(off_config).unwrap();
+    let mut noise = Noise(7);
+    for _ in 0..1440 {
+        let y = (20.0 + 8.0 * noise.next()).max(0.0);
+        on.observe(y);
+        off.observe(y);
+    }
+    let busy_band = on.forecast_steps(5).p95() - on.forecast_steps(5).mean;
+    assert!(busy_band > 5.0, "{busy_band}");
+    let mut upper = Vec::new();
+    for _ in 0..60 {
+        on.observe(0.0);
+        off.observe(0.0);
+        upper.push((on.forecast_steps(5).p95(), off.forecast_steps(5).p95()));
+    }
+    // Ten minutes idle: the band still stands (a lull is not an idle spell).
+    assert!(upper[9].0 > 5.0, "{:?}", upper[9]);
+    // Half an hour idle: nothing left to size for; without the fade, still a busy band.
+    assert_eq!(upper[30].0, 0.0, "{:?}", upper[30]);
+    assert!(upper[59].1 > 5.0, "{:?}", upper[59]);
+    // The first request brings the model's forecast back whole.
+    on.observe(20.0);
+    off.observe(20.0);
+    assert_eq!(on.forecast_steps(5).p95(), off.forecast_steps(5).p95());
+}

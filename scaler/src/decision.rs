@@ -99,6 +99,10 @@ pub trait Planner: Send + 'static {
     fn catalog(&self) -> Catalog;
     /// Decides for every model at wall-clock time `now`.
     fn evaluate(&mut self, now: SystemTime) -> impl Future<Output = Vec<ModelDecision>> + Send;
+    /// The replicas running now per variant of `model`, when something other than this
+    /// planner's own decisions runs the fleet (`serve --observe-only`): latency observed on
+    /// the fleet must be compared with a prediction for these replicas. Default: ignored.
+    fn note_running(&mut self, _model: &str, _running: &BTreeMap<String, u32>) {}
 }
 
 /// A model's state inside a snapshot.

@@ -516,10 +516,18 @@ impl DemoPlanner {
             m.sim.advance_to(t);
             let o = m.sim.observe();
             self.fleet.observe(&m.name, t, o.engine.arrivals_per_s);
+            // The replicas that served the window, not those still starting.
+            let serving: std::collections::BTreeMap<String, u32> = m
+                .variants
+                .iter()
+                .zip(&o.engine.variants)
+                .map(|(n, v)| (n.clone(), v.ready))
+                .collect();
             self.fleet.observe_latency(
                 &m.name,
                 o.engine.ttft_p90_ms.map(|x| x / 1e3),
                 o.engine.tpot_p90_ms.map(|x| x / 1e3),
+                Some(&serving),
             );
             observations.push(o);
         }
@@ -655,6 +663,13 @@ impl Planner for ServedPlanner {
         match self {
             Self::Configured(p) => p.evaluate(now).await,
             Self::Demo(p) => p.evaluate(now).await,
+        }
+    }
+
+    fn note_running(&mut self, model: &str, running: &std::collections::BTreeMap<String, u32>) {
+        // The demo's simulated fleet runs its own decisions and reports its ready replicas.
+        if let Self::Configured(p) = self {
+            p.note_running(model, running);
         }
     }
 }

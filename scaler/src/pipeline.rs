@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 
 use forecasting::burstiness::{DispersionEstimator, burst_demand_per_s, z_of};
 use forecasting::capacity::{Capacity, Slo, capacity_per_replica};
-use forecasting::correction::{CapacityCorrection, CorrectionSettings, LatencySample};
+use forecasting::correction::{
+    Bias, CorrectionSettings, LatencyBias, LatencySample, corrected_capacity_rps, mixture_quantile,
+};
 use forecasting::forecast::{Forecaster, ForecasterConfig, Method, QUANTILE_LEVELS};
 use forecasting::latency::{LatencyModel, Percentile, RequestMix};
 use forecasting::profile::Profile;
@@ -107,7 +109,13 @@ const BURST_MEMORY_S: f64 = 3600.0;
 
 struct VariantState {
     input: VariantInput,
+    /// Capacity under the SLO from the profile alone.
     capacity: Capacity,
+    /// Capacity under the SLO given the observed latency bias: what is planned with.
+    corrected_rps: f64,
+    /// Corrected capacities by quantised bias (`Bias::key`): the bias moves in steps, so a
+    /// few bisections on the latency model serve a whole run.
+    corrected_cache: BTreeMap<(i32, i32), f64>,
     /// The analytic model, to predict latency at the observed load (closing the loop).
     latency: LatencyModel,
 }
@@ -127,8 +135,12 @@ pub struct ModelPipeline {
     last: Option<(f64, f64)>,
     /// Why the latest reading failed, until the next good one.
     unavailable: Option<String>,
-    /// Observed vs predicted latency → a bounded, smoothed capacity multiplier.
-    correction: CapacityCorrection,
+    /// Observed vs predicted latency → bounded, smoothed latency biases, under which each
+    /// variant's capacity is recomputed.
+    correction: LatencyBias,
+    /// The request mix and SLO capacities are computed for (kept to recompute them under a
+    /// latency bias).
+    mix: RequestMix,
     horizon_s: f64,
     /// Hot/warm/cold tiers (`None`: every planned replica is hot, as before tiers).
     tiers: Option<crate::tiers::TierSettings>,
@@ -196,6 +208,8 @@ impl ModelPipeline {
             variants.push(VariantState {
                 input: v,
                 capacity,
+                corrected_rps: capacity.rate_per_s,
+                corrected_cache: BTreeMap::from([((0, 0), capacity.rate_per_s)]),
                 latency,
             });
         }
@@ -224,7 +238,8 @@ impl ModelPipeline {
             bucket: None,
             last: None,
             unavailable: None,
-            correction: CapacityCorrection::new(CorrectionSettings::default()),
+            correction: LatencyBias::new(CorrectionSettings::default()),
+            mix: input.mix,
             horizon_s,
             tiers: None,
             last_hot_s: None,
@@ -239,6 +254,11 @@ impl ModelPipeline {
     /// `tier_critical_ratio`, `tier_idle` and `tier_active` in their details.
     #[must_use]
     pub fn with_tiers(mut self, settings: crate::tiers::TierSettings) -> Self {
+        // The tier rule prices keeping replicas warm against the risk of a return from the
+        // model's forecast; the idle fade (which sizes plain pipelines down to zero) would
+        // tell it nothing is coming back, so it is off here (measured: with it, the warm
+        // pool let idle spells go cold, `tests/sim_tiers.rs`).
+        self.forecaster.without_idle_fade();
         self.tiers = Some(settings);
         self
     }
@@ -276,7 +296,7 @@ impl ModelPipeline {
                         .iter()
                         .find(|d| d.variant == v.input.name)
                         .map_or(0, |d| d.desired_replicas.max(0.0) as u32),
-                    capacity_rps: v.capacity.rate_per_s * self.correction.factor(),
+                    capacity_rps: v.corrected_rps,
                     cost_per_hour: v.input.profile.cost_per_hour,
                     cold_start_s: v.input.profile.lifecycle.cold_start_s,
                     wake_s: v.input.profile.lifecycle.wake_from_sleep_s,
@@ -423,18 +443,33 @@ impl ModelPipeline {
 
     /// Closes the loop: compares observed p90 TTFT/TPOT (seconds; `None` when the engines
     /// report none) with what the profiles predict at the observed load on the replicas
-    /// reported last, and updates the capacity multiplier (bounded to [0.5, 1.2] and
-    /// smoothed, so one noisy window cannot halve or double the fleet). Load is assumed
-    /// spread across running variants in proportion to their capacity, as least-loaded
-    /// routing does. Returns the factor.
-    pub fn observe_latency(&mut self, ttft_p90_s: Option<f64>, tpot_p90_s: Option<f64>) -> f64 {
-        let (Some(reported), Some((_, rps))) = (self.stabilizer.reported(), self.last) else {
-            return self.correction.factor();
+    /// serving it, folds the ratio into a bounded, smoothed latency bias per signal, and
+    /// recomputes every variant's capacity under the SLO divided by that bias (so that bias ×
+    /// predicted latency meets the SLO). Far inside the SLO a bias costs little capacity,
+    /// near it much: percentiles are not linear in load.
+    ///
+    /// `serving` is the replicas per variant that served the window the latencies come from
+    /// (ready ones, not those still starting); `None` falls back to what the pipeline
+    /// reported last, which counts replicas still in their cold start. Load is assumed spread
+    /// across variants in proportion to their capacity (least-loaded routing) and the
+    /// prediction compared is the p90 of the mixture of the variants' latencies. A window
+    /// whose prediction is saturated or that has no serving replica says nothing.
+    pub fn observe_latency(
+        &mut self,
+        ttft_p90_s: Option<f64>,
+        tpot_p90_s: Option<f64>,
+        serving: Option<&BTreeMap<String, u32>>,
+    ) -> Bias {
+        let Some((_, rps)) = self.last else {
+            return self.correction.bias();
+        };
+        let Some(counts) = serving.or(self.stabilizer.reported()) else {
+            return self.correction.bias();
         };
         let running: Vec<(&VariantState, u32)> = self
             .variants
             .iter()
-            .filter_map(|v| reported.get(&v.input.name).map(|&n| (v, n)))
+            .filter_map(|v| counts.get(&v.input.name).map(|&n| (v, n)))
             .filter(|(_, n)| *n > 0)
             .collect();
         let total_cap: f64 = running
@@ -442,31 +477,46 @@ impl ModelPipeline {
             .map(|(v, n)| f64::from(*n) * v.capacity.rate_per_s)
             .sum();
         if total_cap <= 0.0 || rps <= 0.0 {
-            return self.correction.factor();
+            return self.correction.bias();
         }
-        let (mut ttft_ms, mut tpot_ms) = (0.0, 0.0);
+        let (mut ttft, mut tpot) = (Vec::new(), Vec::new());
         for (v, n) in &running {
             let share = f64::from(*n) * v.capacity.rate_per_s / total_cap;
-            let Ok(p) = v.latency.predict(rps * share, *n) else {
-                return self.correction.factor();
-            };
-            ttft_ms += share * p.ttft_ms.at(Percentile::P90);
-            tpot_ms += share * p.tpot_ms.at(Percentile::P90);
+            match v.latency.predict(rps * share, *n) {
+                Ok(p) if !p.saturated => {
+                    ttft.push((share, p.ttft_ms));
+                    tpot.push((share, p.tpot_ms));
+                }
+                _ => return self.correction.bias(),
+            }
         }
-        let mut samples = Vec::new();
-        if let Some(o) = ttft_p90_s {
-            samples.push(LatencySample {
-                observed_s: o,
-                predicted_s: ttft_ms / 1e3,
+        let sample = |observed: Option<f64>,
+                      parts: &[(f64, forecasting::latency::PercentilesMs)],
+                      bound_ms: f64| {
+            Some(LatencySample {
+                observed_s: observed?,
+                predicted_s: mixture_quantile(parts, 0.9)? / 1e3,
+                bound_s: bound_ms / 1e3,
+            })
+        };
+        let slo = self.target.slo;
+        let bias = self.correction.update(
+            sample(ttft_p90_s, &ttft, slo.ttft_ms),
+            sample(tpot_p90_s, &tpot, slo.tpot_ms),
+        );
+        let settings = *self.correction.settings();
+        let mix = &self.mix;
+        for v in &mut self.variants {
+            v.corrected_rps = *v.corrected_cache.entry(bias.key).or_insert_with(|| {
+                corrected_capacity_rps(&v.input.profile, mix, &slo, &bias, &v.capacity, &settings)
             });
         }
-        if let Some(o) = tpot_p90_s {
-            samples.push(LatencySample {
-                observed_s: o,
-                predicted_s: tpot_ms / 1e3,
-            });
-        }
-        self.correction.update(&samples)
+        bias
+    }
+
+    /// The latency bias (observed / predicted, quantised) the capacities are corrected for.
+    pub fn latency_bias(&self) -> Bias {
+        self.correction.bias()
     }
 
     /// The forecast band for the dashboards: (lower, point) at the next interval, where
@@ -522,9 +572,17 @@ impl ModelPipeline {
         }
     }
 
-    /// The capacity multiplier from observed latency (1 = the profile holds).
-    pub fn capacity_factor(&self) -> f64 {
-        self.correction.factor()
+    /// Corrected capacity over the profile's, per variant (1 = the profile holds).
+    pub fn capacity_factors(&self) -> BTreeMap<String, f64> {
+        self.variants
+            .iter()
+            .map(|v| {
+                (
+                    v.input.name.clone(),
+                    v.corrected_rps / v.capacity.rate_per_s,
+                )
+            })
+            .collect()
     }
 
     /// The demand to cover: upper forecast over the cold-start horizon, at least the
@@ -567,7 +625,7 @@ impl ModelPipeline {
                     name: v.input.name.clone(),
                     gpu_type: v.input.gpu_type.clone(),
                     gpus_per_replica: v.input.gpus_per_replica,
-                    capacity_per_replica: v.capacity.rate_per_s * self.correction.factor(),
+                    capacity_per_replica: v.corrected_rps,
                     cost_per_hour: v.input.profile.cost_per_hour,
                     min: v.input.min,
                     max: v.input.max,
@@ -627,15 +685,17 @@ impl Fleet {
             .unwrap_or(0)
     }
 
-    /// Feeds one model's observed p90 latencies (see [`ModelPipeline::observe_latency`]).
+    /// Feeds one model's observed p90 latencies and the replicas per variant that served
+    /// them, if known (see [`ModelPipeline::observe_latency`]).
     pub fn observe_latency(
         &mut self,
         model: &str,
         ttft_p90_s: Option<f64>,
         tpot_p90_s: Option<f64>,
+        serving: Option<&BTreeMap<String, u32>>,
     ) {
         if let Some(m) = self.models.iter_mut().find(|m| m.name == model) {
-            m.observe_latency(ttft_p90_s, tpot_p90_s);
+            m.observe_latency(ttft_p90_s, tpot_p90_s, serving);
         }
     }
 
@@ -705,7 +765,7 @@ impl Fleet {
             let dispersion = m.arrival_dispersion();
             let stable = m.stabilizer.step(now_s, &plan, demand);
             let slo = m.target.slo;
-            let factor = m.correction.factor();
+            let bias = m.correction.bias();
             let band = m.forecast_band();
             let burst = match dispersion {
                 Some(i) if demand > upper + 1e-9 => format!(
@@ -715,13 +775,6 @@ impl Fleet {
                 ),
                 _ => String::new(),
             };
-            let corrected = if (factor - 1.0).abs() > 1e-9 {
-                format!(
-                    " (profile capacity ×{factor:.2}: observed latency vs the model's prediction)"
-                )
-            } else {
-                String::new()
-            };
             let mut decisions: Vec<VariantDecision> = m
                 .variants
                 .iter()
@@ -729,6 +782,16 @@ impl Fleet {
                     let s = &stable[&v.input.name];
                     let planned = plan.replicas.get(&v.input.name).copied().unwrap_or(0);
                     let predicted = m.predicted_latency_ms(&v.input.name, s.replicas, &stable);
+                    let factor = v.corrected_rps / v.capacity.rate_per_s;
+                    let corrected = if bias.is_none() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (profile capacity ×{factor:.2}: observed latency vs the model's calls for its prediction to meet TTFT ≤ {:.0} ms and TPOT ≤ {:.1} ms)",
+                            slo.ttft_ms / bias.ttft,
+                            slo.tpot_ms / bias.tpot
+                        )
+                    };
                     VariantDecision {
                         details: BTreeMap::from([
                             ("demand_upper_rps", upper),
@@ -739,6 +802,8 @@ impl Fleet {
                             ("plan_cost_per_hour", plan.cost_per_hour),
                             ("plan_feasible", if plan.feasible { 1.0 } else { 0.0 }),
                             ("capacity_factor", factor),
+                            ("latency_bias_ttft", bias.ttft),
+                            ("latency_bias_tpot", bias.tpot),
                             ("demand_rps", m.last.map(|(_, r)| r).unwrap_or(f64::NAN)),
                             ("demand_lower_rps", band.0),
                             ("demand_point_rps", band.1),
@@ -758,7 +823,7 @@ impl Fleet {
                             m.quantile_level * 100.0,
                             upper,
                             m.horizon_s,
-                            v.capacity.rate_per_s * factor,
+                            v.corrected_rps,
                             percentile_name(slo.percentile),
                             slo.ttft_ms,
                             percentile_name(slo.percentile),
@@ -882,55 +947,202 @@ mod tests {
         }
     }
 
+    fn planned_total(d: &[ModelDecision]) -> f64 {
+        let ModelOutcome::Planned(vs) = &d[0].outcome else {
+            panic!("{d:?}")
+        };
+        vs.iter().map(|v| v.desired_replicas).sum()
+    }
+
+    /// The model's p90 TTFT and TPOT (seconds) of the mixture served by `serving` at `rps`,
+    /// load split in proportion to profile capacity; also the share-weighted mean of the
+    /// variants' p90s (what the correction used to compare with).
+    fn predicted(m: &ModelPipeline, serving: &BTreeMap<String, u32>, rps: f64) -> [f64; 4] {
+        let parts: Vec<_> = m
+            .variants
+            .iter()
+            .filter_map(|v| serving.get(&v.input.name).map(|&n| (v, n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let total: f64 = parts
+            .iter()
+            .map(|(v, n)| f64::from(*n) * v.capacity.rate_per_s)
+            .sum();
+        let (mut ttft, mut tpot, mut mean_ttft, mut mean_tpot) = (vec![], vec![], 0.0, 0.0);
+        for (v, n) in parts {
+            let share = f64::from(n) * v.capacity.rate_per_s / total;
+            let p = v.latency.predict(rps * share, n).unwrap();
+            ttft.push((share, p.ttft_ms));
+            tpot.push((share, p.tpot_ms));
+            mean_ttft += share * p.ttft_ms.p90 / 1e3;
+            mean_tpot += share * p.tpot_ms.p90 / 1e3;
+        }
+        [
+            mixture_quantile(&ttft, 0.9).unwrap() / 1e3,
+            mixture_quantile(&tpot, 0.9).unwrap() / 1e3,
+            mean_ttft,
+            mean_tpot,
+        ]
+    }
+
+    fn serving(fast: u32, slow: u32) -> BTreeMap<String, u32> {
+        BTreeMap::from([("fast".to_string(), fast), ("slow".to_string(), slow)])
+    }
+
+    /// Every latency 1.5× the model's at the observed load: the excess (0.5× the prediction
+    /// there) is carried to the capacity's load as a constant (the additive model), so each
+    /// variant's capacity shrinks until its prediction plus that excess meets the SLO; the
+    /// plan covers the demand with the corrected capacities.
     #[test]
-    fn slower_than_profiled_latency_adds_replicas_within_bounds() {
+    fn a_gpu_slower_than_profiled_gets_capacity_at_which_the_slo_holds() {
         let mut fleet = Fleet::new(
             vec![ModelPipeline::new(input(), StabilizerSettings::default()).unwrap()],
             None,
         );
         fleet.observe("llama", 0.0, 30.0);
-        let total = |d: &[ModelDecision]| -> f64 {
-            let ModelOutcome::Planned(vs) = &d[0].outcome else {
-                panic!("{d:?}")
-            };
-            vs.iter().map(|v| v.desired_replicas).sum()
-        };
-        let before = total(&fleet.tick(0.0));
-        // The engines report latencies 3× what the profile predicts, window after window.
-        let predicted = |f: &Fleet| {
-            let m = &f.models()[0];
-            let reported = m.stabilizer.reported().unwrap().clone();
-            let (v, n) = m
-                .variants
-                .iter()
-                .filter_map(|v| reported.get(&v.input.name).map(|&n| (v, n)))
-                .find(|(_, n)| *n > 0)
-                .unwrap();
-            let p = v.latency.predict(30.0, n).unwrap();
-            (
-                p.ttft_ms.at(Percentile::P90) / 1e3,
-                p.tpot_ms.at(Percentile::P90) / 1e3,
-            )
-        };
-        for k in 1..=20 {
-            let (ttft, tpot) = predicted(&fleet);
-            fleet.observe_latency("llama", Some(3.0 * ttft), Some(3.0 * tpot));
+        let before = planned_total(&fleet.tick(0.0));
+        let on = serving(3, 2);
+        let [ttft, tpot, ..] = predicted(&fleet.models()[0], &on, 30.0);
+        for k in 1..=40 {
             fleet.observe("llama", f64::from(k), 30.0);
-            fleet.tick(f64::from(k));
+            fleet.observe_latency("llama", Some(1.5 * ttft), Some(1.5 * tpot), Some(&on));
         }
-        let factor = fleet.models()[0].capacity_factor();
+        let m = &fleet.models()[0];
+        let bias = m.latency_bias();
+        let slo = m.target.slo;
+        let (excess_ttft_ms, excess_tpot_ms) = (0.5 * ttft * 1e3, 0.5 * tpot * 1e3);
+        assert!(!bias.is_none(), "{bias:?}");
+        for v in &m.variants {
+            assert!(v.corrected_rps < v.capacity.rate_per_s, "{}", v.input.name);
+            let at = v.latency.predict(v.corrected_rps, 1).unwrap();
+            assert!(
+                at.ttft_ms.p90 + excess_ttft_ms <= 1.03 * slo.ttft_ms
+                    && at.tpot_ms.p90 + excess_tpot_ms <= 1.03 * slo.tpot_ms,
+                "{}: {at:?}",
+                v.input.name
+            );
+        }
+        let d = fleet.tick(41.0);
+        let after = planned_total(&d);
+        assert!(after >= before, "{before} -> {after}");
+        let ModelOutcome::Planned(vs) = &d[0].outcome else {
+            panic!()
+        };
+        let planned: f64 = vs
+            .iter()
+            .map(|v| {
+                v.desired_replicas
+                    * v.details["capacity_per_replica_rps"]
+                    * v.details["capacity_factor"]
+            })
+            .sum();
         assert!(
-            (factor - 0.5).abs() < 0.01,
-            "bounded at 0.5 however slow: {factor}"
+            planned >= 30.0,
+            "corrected capacity covers the demand: {planned}"
         );
-        let after = total(&fleet.tick(21.0));
         assert!(
-            after > before,
-            "more replicas when the GPU is slower than profiled: {before} -> {after}"
+            vs[0]
+                .reason
+                .contains("calls for its prediction to meet TTFT ≤"),
+            "{}",
+            vs[0].reason
         );
-        // Missing latency data is not evidence: the factor stays.
-        fleet.observe_latency("llama", None, None);
-        assert_eq!(fleet.models()[0].capacity_factor(), factor);
+        // Missing latency data is not evidence: the bias stays.
+        fleet.observe_latency("llama", None, None, Some(&on));
+        assert_eq!(fleet.models()[0].latency_bias(), bias);
+    }
+
+    /// Closed loop with a GPU truly 1.5× slower than its profile (every time coefficient):
+    /// the bias measured at the load the plan puts on each replica drives the capacity to
+    /// where the real GPU meets the SLO (the fixed point: observed = SLO at capacity).
+    #[test]
+    fn a_truly_slower_gpu_converges_to_a_fleet_that_meets_the_slo() {
+        let mut i = input();
+        i.variants.truncate(1);
+        let truth = LatencyModel::new(&profile(4.0, 1.0 / 1.5), &i.mix).unwrap();
+        let slo = i.target.slo;
+        let mut fleet = Fleet::new(
+            vec![ModelPipeline::new(i, StabilizerSettings::default()).unwrap()],
+            None,
+        );
+        let rps = 60.0;
+        let mut n = 0;
+        let mut first = None;
+        for k in 0..300 {
+            let t = f64::from(k) * 15.0;
+            fleet.observe("llama", t, rps);
+            if n > 0 {
+                let p = truth.predict(rps, n).unwrap();
+                // A saturated GPU's queues grow: engines report latencies far past the SLO.
+                let (ttft, tpot) = if p.saturated {
+                    (Some(10.0 * slo.ttft_ms / 1e3), Some(p.tpot_ms.p90 / 1e3))
+                } else {
+                    (Some(p.ttft_ms.p90 / 1e3), Some(p.tpot_ms.p90 / 1e3))
+                };
+                let on = BTreeMap::from([("fast".to_string(), n)]);
+                fleet.observe_latency("llama", ttft, tpot, Some(&on));
+            }
+            n = planned_total(&fleet.tick(t)) as u32;
+            first.get_or_insert(n);
+        }
+        let p = truth.predict(rps, n).unwrap();
+        assert!(
+            !p.saturated
+                && p.ttft_ms.p90 <= 1.03 * slo.ttft_ms
+                && p.tpot_ms.p90 <= 1.03 * slo.tpot_ms,
+            "{n} replicas (first {first:?}): {p:?}"
+        );
+        assert!(n > first.unwrap(), "{first:?} -> {n}");
+    }
+
+    /// Observed TTFT 1.5× the model's but far inside the SLO (TPOT as predicted): the
+    /// capacity barely moves, where the linear correction took a third off it.
+    #[test]
+    fn a_latency_excess_far_inside_the_slo_barely_changes_capacity() {
+        let mut fleet = Fleet::new(
+            vec![ModelPipeline::new(input(), StabilizerSettings::default()).unwrap()],
+            None,
+        );
+        let on = serving(3, 0);
+        for k in 0..40 {
+            let [ttft, tpot, ..] = predicted(&fleet.models()[0], &on, 10.0);
+            assert!(1.5 * ttft < 0.5, "far inside the 1000 ms bound: {ttft}");
+            fleet.observe("llama", f64::from(k), 10.0);
+            fleet.observe_latency("llama", Some(1.5 * ttft), Some(tpot), Some(&on));
+        }
+        let m = &fleet.models()[0];
+        assert!(m.latency_bias().ttft < 1.1, "{:?}", m.latency_bias());
+        for (name, f) in m.capacity_factors() {
+            assert!(f > 0.95 && f <= 1.0, "{name}: ×{f}");
+        }
+    }
+
+    /// The case that over-provisioned 1.3–2×: a fleet of fast and slow replicas whose
+    /// latencies are exactly what the profiles predict. The model-wide p90 is dominated by
+    /// the slow replicas, far above the share-weighted mean of the variants' p90s; and right
+    /// after a scale-up the reported replicas include ones still starting. Compared with the
+    /// mixture's p90 on the replicas that served, the bias stays 1.
+    #[test]
+    fn an_accurate_profile_on_a_mixed_fleet_is_not_corrected() {
+        let mut fleet = Fleet::new(
+            vec![ModelPipeline::new(input(), StabilizerSettings::default()).unwrap()],
+            None,
+        );
+        fleet.observe("llama", 0.0, 20.0);
+        fleet.tick(0.0);
+        let on = serving(2, 3);
+        let [ttft, tpot, mean_ttft, mean_tpot] = predicted(&fleet.models()[0], &on, 20.0);
+        assert!(
+            ttft > 1.1 * mean_ttft || tpot > 1.1 * mean_tpot,
+            "the old comparison would have seen an excess: {ttft} vs {mean_ttft}, {tpot} vs {mean_tpot}"
+        );
+        for k in 1..=40 {
+            fleet.observe("llama", f64::from(k), 20.0);
+            fleet.observe_latency("llama", Some(ttft), Some(tpot), Some(&on));
+        }
+        let m = &fleet.models()[0];
+        assert!(m.latency_bias().is_none(), "{:?}", m.latency_bias());
+        assert!(m.capacity_factors().values().all(|f| *f == 1.0));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! computes its capacity under the SLO ([`crate::pipeline`]); [`Planner::evaluate`] reads
 //! every model's demand once per tick and plans.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -106,6 +107,9 @@ pub struct FleetPlanner {
     fleet: Fleet,
     demand: DemandSources,
     order: Vec<String>,
+    /// Replicas running per variant, per model, when the fleet is not run by our decisions
+    /// (`--observe-only`); `None` per model: what the pipeline reported last runs.
+    running: BTreeMap<String, BTreeMap<String, u32>>,
 }
 
 impl FleetPlanner {
@@ -190,6 +194,7 @@ impl FleetPlanner {
             fleet: Fleet::new(pipelines, config.sizing.inventory.clone()),
             demand: DemandSources::from_config(config)?,
             order: config.models.iter().map(|m| m.name.clone()).collect(),
+            running: BTreeMap::new(),
         })
     }
 
@@ -233,6 +238,10 @@ impl Planner for FleetPlanner {
         self.catalog.clone()
     }
 
+    fn note_running(&mut self, model: &str, running: &BTreeMap<String, u32>) {
+        self.running.insert(model.to_string(), running.clone());
+    }
+
     async fn evaluate(&mut self, now: SystemTime) -> Vec<ModelDecision> {
         let t_s = now
             .duration_since(UNIX_EPOCH)
@@ -264,7 +273,12 @@ impl Planner for FleetPlanner {
                 Some(Ok(r)) => {
                     self.fleet.observe(name, t_s, r.requests_per_s);
                     if let Some(o) = &r.observation {
-                        self.fleet.observe_latency(name, o.ttft_p90_s, o.tpot_p90_s);
+                        self.fleet.observe_latency(
+                            name,
+                            o.ttft_p90_s,
+                            o.tpot_p90_s,
+                            self.running.get(name),
+                        );
                     }
                 }
                 Some(Err(why)) => self.fleet.mark_unavailable(name, why.clone()),

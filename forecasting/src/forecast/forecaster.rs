@@ -10,6 +10,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::burst::{BurstConfig, BurstDetector};
 use super::conformal::{Calibrator, ResidualScale};
+use super::idle::{IdleBand, IdleBandConfig};
 use super::selection::{SelectionConfig, Selector};
 use super::{
     Basis, Forecast, ForecastError, HoltWinters, HoltWintersConfig, MovingAverage, PointModel,
@@ -72,6 +73,8 @@ pub struct ForecasterConfig {
     pub residual_scale: ResidualScale,
     /// Burst detector tuning ([`BurstConfig::OFF`] to disable).
     pub burst: BurstConfig,
+    /// Fading of the band in idle spells ([`IdleBandConfig::OFF`] to disable).
+    pub idle_band: IdleBandConfig,
     /// Candidate selection of [`Method::Adaptive`] (ignored by the other methods).
     pub selection: SelectionConfig,
     /// After this many missing points in a row, the next observation re-anchors the level.
@@ -130,6 +133,7 @@ impl ForecasterConfig {
                 gain: 0.5,
                 half_life_steps: (900.0 / interval_s).max(1.0),
             },
+            idle_band: IdleBandConfig::new(interval_s),
             selection: SelectionConfig::new(interval_s),
             max_gap_steps: season_steps / 4,
             refit_every_steps: Some(season_steps),
@@ -387,6 +391,7 @@ pub struct Forecaster {
     stage: Stage,
     calibrator: Calibrator,
     burst: BurstDetector,
+    idle: IdleBand,
     moments: Moments,
     missing_run: usize,
     /// One-step point and upper band made at the last origin, for the burst detector.
@@ -418,6 +423,7 @@ impl Forecaster {
             selector,
             calibrator: Calibrator::new(config.calibration_steps.clone(), config.residual_window),
             burst: BurstDetector::new(config.burst),
+            idle: IdleBand::new(config.idle_band),
             stage,
             config,
             moments: Moments::default(),
@@ -476,6 +482,7 @@ impl Forecaster {
         };
         let (p1, u1) = self.last_one_step;
         self.burst.observe(y, p1, u1);
+        self.idle.observe(y, self.moments.mean);
         if y.is_finite() {
             if self.missing_run >= self.config.max_gap_steps.max(1) {
                 self.reanchor(y);
@@ -521,6 +528,13 @@ impl Forecaster {
             }
             _ => (f64::NAN, f64::NAN),
         };
+    }
+
+    /// Turns the idle fade off ([`IdleBandConfig::OFF`]), e.g. when a tier rule decides
+    /// what happens in idle spells from the model's own forecast.
+    pub fn without_idle_fade(&mut self) {
+        self.config.idle_band = IdleBandConfig::OFF;
+        self.idle = IdleBand::new(IdleBandConfig::OFF);
     }
 
     /// Records `steps` missing points in a row (a scrape gap).
@@ -589,6 +603,12 @@ impl Forecaster {
                     }
                 };
         }
+        // Neither busy-period residuals nor a slowly decaying level describe an idle spell
+        // (see `idle`).
+        for q in &mut quantiles {
+            *q = self.idle.blend(*q);
+        }
+        let point = self.idle.blend(point);
         // Non-negative and non-decreasing, whatever the residuals did.
         let mut running = 0.0f64;
         for q in &mut quantiles {

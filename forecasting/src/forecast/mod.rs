@@ -12,7 +12,8 @@
 //! - [`HoltWintersConfig::fit`] is the only way to obtain a [`HoltWinters`]: an unfitted model
 //!   cannot predict, by type.
 //! - [`conformal`] turns point forecasts into calibrated quantiles from recent residuals,
-//!   [`burst`] lifts the forecast when demand breaks out of the upper band.
+//!   [`burst`] lifts the forecast when demand breaks out of the upper band, [`idle`] fades
+//!   the band once demand has been zero for a while.
 //! - [`evaluation`] is the rolling-origin evaluation behind `slo-scaler forecast-eval`.
 //!
 //! The design and its measured trade-offs are in `docs/forecasting.md`.
@@ -24,6 +25,7 @@ mod error;
 pub mod evaluation;
 mod forecaster;
 mod holt_winters;
+pub mod idle;
 mod moving_average;
 mod point_model;
 mod seasonal_naive;

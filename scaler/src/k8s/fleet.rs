@@ -225,6 +225,12 @@ impl Planner for PolicyPlanner {
         self.catalog.clone()
     }
 
+    fn note_running(&mut self, model: &str, running: &BTreeMap<String, u32>) {
+        if let Some(p) = self.built.planner.as_mut() {
+            p.note_running(model, running);
+        }
+    }
+
     async fn evaluate(&mut self, now: SystemTime) -> Vec<ModelDecision> {
         if self.policies.has_changed().unwrap_or(false) {
             let snapshot = self.policies.borrow_and_update().clone();

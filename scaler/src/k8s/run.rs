@@ -38,6 +38,10 @@ impl<P: Planner> Planner for SnapshotTap<P> {
         self.inner.catalog()
     }
 
+    fn note_running(&mut self, model: &str, running: &std::collections::BTreeMap<String, u32>) {
+        self.inner.note_running(model, running);
+    }
+
     async fn evaluate(&mut self, now: SystemTime) -> Vec<ModelDecision> {
         let decisions = self.inner.evaluate(now).await;
         let catalog = self.inner.catalog();

@@ -70,18 +70,27 @@ impl<P: Planner + Sync> Planner for ObserveOnly<P> {
     }
 
     async fn evaluate(&mut self, now: SystemTime) -> Vec<ModelDecision> {
-        let decisions = self.inner.evaluate(now).await;
         let Some(current) = &self.current else {
-            return decisions;
+            return self.inner.evaluate(now).await;
         };
+        // Running counts first: the planner's latency correction compares what the engines
+        // report with a prediction for the replicas that run, not for its own unapplied
+        // decisions.
         let catalog = self.inner.catalog();
+        let mut running = BTreeMap::new();
+        for m in catalog.models() {
+            let counts = current.read(&m.name, &m.variants).await;
+            if let Ok(c) = &counts {
+                self.inner.note_running(&m.name, c);
+            }
+            running.insert(m.name, counts);
+        }
+        let decisions = self.inner.evaluate(now).await;
         let mut out = Vec::with_capacity(decisions.len());
         for d in decisions {
-            let variants: Vec<String> = catalog
-                .variants(&d.model)
-                .map(<[String]>::to_vec)
-                .unwrap_or_default();
-            let counts = current.read(&d.model, &variants).await;
+            let counts = running
+                .remove(&d.model)
+                .unwrap_or_else(|| Err("not in the catalog".to_string()));
             let outcome = match (d.outcome, counts) {
                 (ModelOutcome::Unavailable(why), _) => ModelOutcome::Unavailable(why),
                 (ModelOutcome::Planned(vs), Err(why)) => {
@@ -479,6 +488,47 @@ mod tests {
         assert_eq!(vs[0].action, "scale_up");
         assert!(vs[0].reason.contains("would ask for 5"), "{}", vs[0].reason);
         assert_eq!(vs[1].desired_replicas, 1.0);
+    }
+
+    /// The planner learns the running counts before it decides, so its latency correction
+    /// compares against the replicas that run, not its own unapplied decisions.
+    #[tokio::test]
+    async fn the_planner_is_told_the_running_replicas_before_it_decides() {
+        struct Recording {
+            noted: Option<BTreeMap<String, u32>>,
+            known_at_evaluate: bool,
+        }
+        impl Planner for Recording {
+            fn catalog(&self) -> Catalog {
+                Fixed(vec![]).catalog()
+            }
+            async fn evaluate(&mut self, _now: SystemTime) -> Vec<ModelDecision> {
+                self.known_at_evaluate = self.noted.is_some();
+                planned()
+            }
+            fn note_running(&mut self, model: &str, running: &BTreeMap<String, u32>) {
+                assert_eq!(model, "m");
+                self.noted = Some(running.clone());
+            }
+        }
+        let counts = BTreeMap::from([("a".to_string(), 2), ("b".to_string(), 1)]);
+        let inner = Recording {
+            noted: None,
+            known_at_evaluate: false,
+        };
+        let mut p = ObserveOnly::new(inner, Box::new(Counts(Ok(counts.clone()))));
+        let d = p.evaluate(SystemTime::now()).await;
+        assert!(p.inner.known_at_evaluate);
+        assert_eq!(p.inner.noted, Some(counts));
+        assert!(matches!(d[0].outcome, ModelOutcome::Planned(_)), "{d:?}");
+        // Unknown counts are not passed on (and the model is unavailable, as before).
+        let inner = Recording {
+            noted: None,
+            known_at_evaluate: false,
+        };
+        let mut p = ObserveOnly::new(inner, Box::new(Counts(Err("down".into()))));
+        p.evaluate(SystemTime::now()).await;
+        assert_eq!(p.inner.noted, None);
     }
 
     #[tokio::test]

@@ -97,6 +97,10 @@ impl<P: Planner> Planner for TieredPlanner<P> {
         self.inner.catalog()
     }
 
+    fn note_running(&mut self, model: &str, running: &std::collections::BTreeMap<String, u32>) {
+        self.inner.note_running(model, running);
+    }
+
     async fn evaluate(&mut self, now: SystemTime) -> Vec<ModelDecision> {
         let mut decisions = self.inner.evaluate(now).await;
         let mut targets = self.targets.borrow().clone();

@@ -1,8 +1,10 @@
 //! `slo-scaler`: our pipeline exactly as `serve` runs it — a [`crate::pipeline::Fleet`]
 //! with one [`crate::pipeline::ModelPipeline`] (forecast → capacity per replica under the
 //! SLO → least-cost plan across variants → stabilisation), fed at every sync with the
-//! demand a metrics source would report (the arrival rate over the rate window), its
-//! per-variant desired replicas reported to KEDA with target 1.
+//! demand a metrics source would report (the arrival rate over the rate window) and the
+//! engines' p90 TTFT/TPOT over the same window with the replicas that served it (closing
+//! the loop, as `serve` does with Prometheus), its per-variant desired replicas reported to
+//! KEDA with target 1.
 
 use forecasting::profile::Profile;
 
@@ -55,6 +57,24 @@ impl Policy for SloScaler {
 
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
         self.fleet.observe(MODEL, obs.now_s, obs.arrivals_per_s);
+        let serving: std::collections::BTreeMap<String, u32> = self
+            .names
+            .iter()
+            .zip(&obs.variants)
+            .map(|(n, v)| (n.clone(), v.ready))
+            .collect();
+        // Requests held at the gateway wait for a cold start, not for the GPU: their TTFT
+        // says nothing about the profile.
+        let ttft_s = (obs.gateway_waiting == 0)
+            .then_some(obs.ttft_p90_ms)
+            .flatten()
+            .map(|x| x / 1e3);
+        self.fleet.observe_latency(
+            MODEL,
+            ttft_s,
+            obs.tpot_p90_ms.map(|x| x / 1e3),
+            Some(&serving),
+        );
         let decisions = self.fleet.tick(obs.now_s);
         if let Some(ModelOutcome::Planned(vs)) = decisions.first().map(|d| &d.outcome) {
             self.band = vs.first().and_then(band_of);
