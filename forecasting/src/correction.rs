@@ -348,14 +348,9 @@ mod tests {
 
     fn profile(speed: f64) -> Profile {
         let yaml = include_str!("../../docs/profiles/llama-3.1-8b-fp8_h200_tp1.yaml");
-        let mut p = Profile::from_yaml(yaml).unwrap();
-        p.prefill.base_ms /= speed;
-        p.prefill.per_token_ms /= speed;
-        p.prefill.per_token_sq_ms /= speed;
-        p.decode.base_ms /= speed;
-        p.decode.per_seq_ms /= speed;
-        p.decode.per_kv_token_ms /= speed;
-        p
+        let p = Profile::from_yaml(yaml).unwrap();
+        crate::profile::fit::derive_by_throughput_ratio(&p, &p.gpu, speed, None, "test GPU")
+            .unwrap()
     }
 
     /// The multiplicative model, which most tests below exercise (its arithmetic is the

@@ -859,16 +859,14 @@ mod tests {
 
     fn profile(cost: f64, speed: f64) -> Profile {
         let yaml = include_str!("../../docs/profiles/llama-3.1-8b-fp8_h200_tp1.yaml");
-        let mut p = Profile::from_yaml(yaml).unwrap();
+        let p = Profile::from_yaml(yaml).unwrap();
+        // A slower GPU: every time coefficient scaled.
+        let mut p = forecasting::profile::fit::derive_by_throughput_ratio(
+            &p, &p.gpu, speed, None, "test GPU",
+        )
+        .unwrap();
         p.cost_per_hour = cost;
         p.lifecycle.cold_start_s = 120.0;
-        // A slower GPU: every time coefficient scaled.
-        p.prefill.base_ms /= speed;
-        p.prefill.per_token_ms /= speed;
-        p.prefill.per_token_sq_ms /= speed;
-        p.decode.base_ms /= speed;
-        p.decode.per_seq_ms /= speed;
-        p.decode.per_kv_token_ms /= speed;
         p
     }
 
