@@ -122,7 +122,23 @@ fn kv_aware_victims_keep_prefix_caches_better_than_the_replicaset_default() {
     let mut a = args(trace, 600.0, 3000.0);
     a.routing = RoutingArg::PrefixAware;
     a.slo_ttft_ms = Some(5000.0);
+    a.timeline = true;
     let r = run(&a, "slo-scaler-warm,slo-scaler-warm-rs", None);
+    // The tiered policies run the same pipeline and report its forecast band for the plot
+    // once the forecaster has data (after the first sync).
+    for report in &r {
+        let with_band = report
+            .timeline
+            .iter()
+            .filter(|p| p.forecast.is_some())
+            .count();
+        assert!(
+            with_band + 1 >= report.timeline.len() && with_band > 0,
+            "{}: {with_band} of {} syncs with a forecast band",
+            report.name,
+            report.timeline.len()
+        );
+    }
     let (kv, rs) = (&r[0].scale_to_zero, &r[1].scale_to_zero);
     for z in [kv, rs] {
         eprintln!(

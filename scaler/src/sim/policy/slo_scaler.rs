@@ -93,7 +93,7 @@ impl Policy for SloScaler {
 }
 
 /// The forecast band a decision was sized from (its details carry it for `/metrics`).
-fn band_of(d: &VariantDecision) -> Option<ForecastBand> {
+pub(super) fn band_of(d: &VariantDecision) -> Option<ForecastBand> {
     let get = |k: &str| d.details.get(k).copied().filter(|v| v.is_finite());
     Some(ForecastBand {
         lower_rps: get("demand_lower_rps")?,

@@ -13,6 +13,7 @@
 use super::{Observation, Policy, PolicyContext, PolicyError, Wish};
 use crate::decision::ModelOutcome;
 use crate::pipeline::Fleet;
+use crate::sim::metrics::ForecastBand;
 use crate::sim::victims::VictimRule;
 use crate::tiers::TierSettings;
 
@@ -33,6 +34,7 @@ pub struct Tiered {
     victims: VictimRule,
     warm_cost_fraction: f64,
     warm_pool: bool,
+    band: Option<ForecastBand>,
 }
 
 impl Tiered {
@@ -78,6 +80,7 @@ impl Tiered {
             victims,
             warm_cost_fraction: tiers.warm_cost_fraction,
             warm_pool: tiers.warm_pool,
+            band: None,
         })
     }
 }
@@ -95,6 +98,7 @@ impl Policy for Tiered {
         self.fleet.observe(MODEL, obs.now_s, obs.arrivals_per_s);
         let decisions = self.fleet.tick(obs.now_s);
         if let Some(ModelOutcome::Planned(vs)) = decisions.first().map(|d| &d.outcome) {
+            self.band = vs.first().and_then(super::slo_scaler::band_of);
             for (i, name) in self.names.iter().enumerate() {
                 if let Some(v) = vs.iter().find(|v| &v.variant == name) {
                     self.last[i] = Wish::replicas(v.desired_replicas);
@@ -121,6 +125,10 @@ impl Policy for Tiered {
 
     fn victim_rule(&self) -> VictimRule {
         self.victims
+    }
+
+    fn forecast_band(&self) -> Option<ForecastBand> {
+        self.band
     }
 
     fn warm_cost_fraction(&self) -> f64 {
