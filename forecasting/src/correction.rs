@@ -353,6 +353,16 @@ mod tests {
             .unwrap()
     }
 
+    /// The tests' request mix (prompts 1000, outputs 200 tokens) and a p90 SLO.
+    fn workload(ttft_ms: f64, tpot_ms: f64) -> (RequestMix, Slo) {
+        let slo = Slo {
+            ttft_ms,
+            tpot_ms,
+            percentile: Percentile::P90,
+        };
+        (RequestMix::fixed(1000.0, 200.0).unwrap(), slo)
+    }
+
     /// The multiplicative model, which most tests below exercise (its arithmetic is the
     /// simplest to state).
     fn mult() -> CorrectionSettings {
@@ -436,12 +446,7 @@ mod tests {
     /// capacity is one at which the slower GPU's predicted latency meets the SLO.
     #[test]
     fn a_truly_slower_gpu_is_corrected_until_the_slo_holds() {
-        let mix = RequestMix::fixed(1000.0, 200.0).unwrap();
-        let slo = Slo {
-            ttft_ms: 1000.0,
-            tpot_ms: 40.0,
-            percentile: Percentile::P90,
-        };
+        let (mix, slo) = workload(1000.0, 40.0);
         let settings = mult();
         let profiled = profile(1.0);
         let base = capacity_per_replica(&profiled, &mix, &slo).unwrap();
@@ -468,12 +473,7 @@ mod tests {
     /// linear mapping took a third off).
     #[test]
     fn a_ttft_bias_far_inside_the_slo_barely_changes_capacity() {
-        let mix = RequestMix::fixed(1000.0, 200.0).unwrap();
-        let slo = Slo {
-            ttft_ms: 2000.0,
-            tpot_ms: 80.0,
-            percentile: Percentile::P90,
-        };
+        let (mix, slo) = workload(2000.0, 80.0);
         let settings = mult();
         let p = profile(1.0);
         let base = capacity_per_replica(&p, &mix, &slo).unwrap();
@@ -495,12 +495,7 @@ mod tests {
     /// under the multiplicative model, and an excess near the bound still costs much.
     #[test]
     fn an_additive_excess_costs_in_proportion_to_the_bound_it_uses() {
-        let mix = RequestMix::fixed(1000.0, 200.0).unwrap();
-        let slo = Slo {
-            ttft_ms: 2000.0,
-            tpot_ms: 25.0,
-            percentile: Percentile::P90,
-        };
+        let (mix, slo) = workload(2000.0, 25.0);
         let p = profile(1.0);
         let base = capacity_per_replica(&p, &mix, &slo).unwrap();
         assert_eq!(base.binding, crate::capacity::Binding::Tpot);
@@ -535,12 +530,7 @@ mod tests {
 
     #[test]
     fn an_unmeetable_bias_gives_the_lower_bound_and_no_bias_the_profile() {
-        let mix = RequestMix::fixed(1000.0, 200.0).unwrap();
-        let slo = Slo {
-            ttft_ms: 1000.0,
-            tpot_ms: 40.0,
-            percentile: Percentile::P90,
-        };
+        let (mix, slo) = workload(1000.0, 40.0);
         let settings = mult();
         let p = profile(1.0);
         let base = capacity_per_replica(&p, &mix, &slo).unwrap();
