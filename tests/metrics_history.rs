@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use slo_scaler::config::PrometheusConfig;
 use slo_scaler::metrics::prometheus::{ObserverSettings, PrometheusClient, PrometheusObserver};
 use slo_scaler::metrics::{DemandObserver, Engine, Target};
-use slo_scaler_integration::prometheus::{PrometheusProcess, promtool_backfill};
+use slo_scaler_integration::prometheus::PrometheusProcess;
 use slo_scaler_integration::*;
 
 #[tokio::test]
@@ -30,11 +30,7 @@ async fn backfill_loads_days_of_history_from_a_promtool_built_tsdb() {
         t += 60;
     }
     om += "# EOF\n";
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("history.om");
-    std::fs::write(&file, om).unwrap();
-    promtool_backfill(&file, &dir.path().join("data"));
-    let prom = PrometheusProcess::start_in(dir, &[], 60.0);
+    let prom = PrometheusProcess::start_with_history(&om);
 
     let client = PrometheusClient::new(&PrometheusConfig {
         url: prom.url.clone(),

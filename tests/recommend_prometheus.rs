@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use slo_scaler_integration::prometheus::{PrometheusProcess, promtool_backfill};
+use slo_scaler_integration::prometheus::PrometheusProcess;
 use slo_scaler_integration::*;
 
 const DAY: f64 = 86_400.0;
@@ -47,11 +47,7 @@ fn recommends_from_backfilled_prometheus_history_and_counts_running_engines() {
         }
     }
     om += "# EOF\n";
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("history.om");
-    std::fs::write(&file, om).unwrap();
-    promtool_backfill(&file, &dir.path().join("data"));
-    let prom = PrometheusProcess::start_in(dir, &[], 60.0);
+    let prom = PrometheusProcess::start_with_history(&om);
 
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("fleet.yaml");

@@ -27,38 +27,6 @@ const NS: &str = "llm";
 const COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 const SERVING: &str = "slo-scaler.io/serving";
 
-/// `n` engines on 127.0.0.2.. sharing one port (pods share the container port).
-async fn engines(n: usize) -> (u16, Vec<FakeVllm>) {
-    for _ in 0..20 {
-        let first = FakeVllm::start("127.0.0.2:0").await;
-        let port: u16 = first
-            .base
-            .rsplit(':')
-            .next()
-            .expect("port")
-            .parse()
-            .expect("u16");
-        let mut all = vec![first];
-        let mut ok = true;
-        for i in 1..n {
-            match tokio::net::TcpListener::bind(format!("127.0.0.{}:{port}", i + 2)).await {
-                Ok(l) => {
-                    drop(l);
-                    all.push(FakeVllm::start(&format!("127.0.0.{}:{port}", i + 2)).await);
-                }
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if ok {
-            return (port, all);
-        }
-    }
-    panic!("no common free port on 127.0.0.2..");
-}
-
 struct Rig {
     api: FakeApi,
     engines: Vec<FakeVllm>,
@@ -69,7 +37,7 @@ struct Rig {
 impl Rig {
     async fn new(n: usize) -> Self {
         let api = FakeApi::start().await;
-        let (port, engines) = engines(n).await;
+        let (port, engines) = FakeVllm::start_on_shared_port(2, n).await;
         let names: Vec<String> = (0..n)
             .map(|i| format!("llama-{}", (b'a' + i as u8) as char))
             .collect();

@@ -25,31 +25,6 @@ use tokio_util::sync::CancellationToken;
 
 const SERVING: &str = "slo-scaler.io/serving";
 
-async fn engines(n: usize) -> (u16, Vec<FakeVllm>) {
-    for _ in 0..20 {
-        let first = FakeVllm::start("127.0.0.20:0").await;
-        let port: u16 = first
-            .base
-            .rsplit(':')
-            .next()
-            .expect("port")
-            .parse()
-            .expect("u16");
-        let mut all = vec![first];
-        for i in 1..n {
-            let addr = format!("127.0.0.{}:{port}", 20 + i);
-            if tokio::net::TcpListener::bind(&addr).await.is_err() {
-                break;
-            }
-            all.push(FakeVllm::start(&addr).await);
-        }
-        if all.len() == n {
-            return (port, all);
-        }
-    }
-    panic!("no common free port");
-}
-
 async fn reason(running: &slo_scaler::server::Running) -> String {
     let models: serde_json::Value = reqwest::get(format!("http://{}/models", running.http_addr))
         .await
@@ -67,7 +42,7 @@ async fn reason(running: &slo_scaler::server::Running) -> String {
 async fn tiers_drive_keda_and_the_pods_with_a_cold_fallback_after_a_failed_wake() {
     init_crypto();
     let api = FakeApi::start().await;
-    let (port, engines) = engines(3).await;
+    let (port, engines) = FakeVllm::start_on_shared_port(20, 3).await;
     for (i, name) in ["llama-a", "llama-b", "llama-c"].iter().enumerate() {
         api.add_pod(
             "llm",
@@ -228,7 +203,7 @@ fn warm_pool_config_is_checked_against_the_models() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_binary_runs_the_warm_pool_only_with_kubernetes() {
     let api = FakeApi::start().await;
-    let (port, engines) = engines(2).await;
+    let (port, engines) = FakeVllm::start_on_shared_port(20, 2).await;
     for (i, name) in ["llama-a", "llama-b"].iter().enumerate() {
         api.add_pod(
             "llm",

@@ -97,6 +97,34 @@ impl FakeVllm {
         fake
     }
 
+    /// `n` engines on consecutive loopback addresses from `127.0.0.{first_octet}`, all on
+    /// one port (pods of a Deployment share the container port, so the scaler addresses
+    /// each by pod IP and that port). Retries until a port is free on every address.
+    pub async fn start_on_shared_port(first_octet: u8, n: usize) -> (u16, Vec<Self>) {
+        for _ in 0..20 {
+            let first = Self::start(&format!("127.0.0.{first_octet}:0")).await;
+            let port: u16 = first
+                .base
+                .rsplit(':')
+                .next()
+                .expect("port")
+                .parse()
+                .expect("u16");
+            let mut all = vec![first];
+            for i in 1..n {
+                let addr = format!("127.0.0.{}:{port}", usize::from(first_octet) + i);
+                if tokio::net::TcpListener::bind(&addr).await.is_err() {
+                    break;
+                }
+                all.push(Self::start(&addr).await);
+            }
+            if all.len() == n {
+                return (port, all);
+            }
+        }
+        panic!("no common free port on 127.0.0.{first_octet}..");
+    }
+
     /// Changes the state.
     pub fn set(&self, f: impl FnOnce(&mut EngineState)) {
         f(&mut self.state.lock().expect("state"));

@@ -314,6 +314,16 @@ impl PrometheusProcess {
         Self::start_in(dir, targets, scrape_interval_s)
     }
 
+    /// Starts Prometheus (no scrape targets) on history backfilled with promtool from
+    /// `openmetrics` (the text, ending with `# EOF`).
+    pub fn start_with_history(openmetrics: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("history.om");
+        std::fs::write(&file, openmetrics).expect("write history");
+        promtool_backfill(&file, &dir.path().join("data"));
+        Self::start_in(dir, &[], 60.0)
+    }
+
     /// Starts Prometheus on an existing data dir (e.g. blocks written by promtool).
     pub fn start_in(
         dir: tempfile::TempDir,
