@@ -13,16 +13,79 @@ use crate::decision::ModelOutcome;
 use crate::decision::VariantDecision;
 use crate::pipeline::{Fleet, ModelInput, ModelPipeline, SloTarget, VariantInput};
 use crate::sim::metrics::ForecastBand;
+use crate::tiers::TierSettings;
 
 const MODEL: &str = "model";
 
-/// The pipeline in the loop.
+/// The pipeline in the loop: what `slo-scaler` and the tiered policies share — the fleet,
+/// the last wish per variant (KEDA reads it between decisions) and the forecast band the
+/// last decision was sized from.
 #[derive(Debug)]
-pub struct SloScaler {
+pub(super) struct PipelineLoop {
     fleet: Fleet,
     names: Vec<String>,
     last: Vec<Wish>,
     band: Option<ForecastBand>,
+}
+
+impl PipelineLoop {
+    /// The pipeline for `ctx` (optionally with tiers), wishing each variant's minimum.
+    pub(super) fn new(
+        ctx: &PolicyContext,
+        tiers: Option<TierSettings>,
+    ) -> Result<Self, PolicyError> {
+        Ok(Self {
+            fleet: pipeline_fleet(ctx, tiers)?,
+            names: ctx.variants.iter().map(|v| v.name.clone()).collect(),
+            last: ctx
+                .variants
+                .iter()
+                .map(|v| Wish::replicas(f64::from(v.min)))
+                .collect(),
+            band: None,
+        })
+    }
+
+    /// Variant names in fleet order.
+    pub(super) fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Feeds this sync's demand, lets `before_tick` feed anything else the pipeline reads
+    /// (latency), plans, and records the wishes and the band; calls
+    /// `per_variant(index, decision)` for every fleet variant the plan decided. Returns the
+    /// wishes (the last ones where nothing was planned).
+    pub(super) fn plan(
+        &mut self,
+        obs: &Observation,
+        before_tick: impl FnOnce(&mut Fleet),
+        mut per_variant: impl FnMut(usize, &VariantDecision),
+    ) -> Vec<Wish> {
+        self.fleet.observe(MODEL, obs.now_s, obs.arrivals_per_s);
+        before_tick(&mut self.fleet);
+        let decisions = self.fleet.tick(obs.now_s);
+        if let Some(ModelOutcome::Planned(vs)) = decisions.first().map(|d| &d.outcome) {
+            self.band = vs.first().and_then(band_of);
+            for (i, name) in self.names.iter().enumerate() {
+                if let Some(v) = vs.iter().find(|v| &v.variant == name) {
+                    self.last[i] = Wish::replicas(v.desired_replicas);
+                    per_variant(i, v);
+                }
+            }
+        }
+        self.last.clone()
+    }
+
+    /// The band the last decision was sized from.
+    pub(super) fn band(&self) -> Option<ForecastBand> {
+        self.band
+    }
+}
+
+/// The pipeline in the loop.
+#[derive(Debug)]
+pub struct SloScaler {
+    core: PipelineLoop,
 }
 
 impl SloScaler {
@@ -32,16 +95,8 @@ impl SloScaler {
     /// [`PolicyError::Pipeline`] when a variant cannot meet the SLO or the settings are
     /// invalid.
     pub fn new(ctx: &PolicyContext) -> Result<Self, PolicyError> {
-        let fleet = pipeline_fleet(ctx, None)?;
         Ok(Self {
-            fleet,
-            names: ctx.variants.iter().map(|v| v.name.clone()).collect(),
-            last: ctx
-                .variants
-                .iter()
-                .map(|v| Wish::replicas(f64::from(v.min)))
-                .collect(),
-            band: None,
+            core: PipelineLoop::new(ctx, None)?,
         })
     }
 }
@@ -56,9 +111,9 @@ impl Policy for SloScaler {
     }
 
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
-        self.fleet.observe(MODEL, obs.now_s, obs.arrivals_per_s);
         let serving: std::collections::BTreeMap<String, u32> = self
-            .names
+            .core
+            .names()
             .iter()
             .zip(&obs.variants)
             .map(|(n, v)| (n.clone(), v.ready))
@@ -69,31 +124,21 @@ impl Policy for SloScaler {
             .then_some(obs.ttft_p90_ms)
             .flatten()
             .map(|x| x / 1e3);
-        self.fleet.observe_latency(
-            MODEL,
-            ttft_s,
-            obs.tpot_p90_ms.map(|x| x / 1e3),
-            Some(&serving),
-        );
-        let decisions = self.fleet.tick(obs.now_s);
-        if let Some(ModelOutcome::Planned(vs)) = decisions.first().map(|d| &d.outcome) {
-            self.band = vs.first().and_then(band_of);
-            for (i, name) in self.names.iter().enumerate() {
-                if let Some(v) = vs.iter().find(|v| &v.variant == name) {
-                    self.last[i] = Wish::replicas(v.desired_replicas);
-                }
-            }
-        }
-        self.last.clone()
+        let tpot_s = obs.tpot_p90_ms.map(|x| x / 1e3);
+        self.core.plan(
+            obs,
+            |fleet| fleet.observe_latency(MODEL, ttft_s, tpot_s, Some(&serving)),
+            |_, _| {},
+        )
     }
 
     fn forecast_band(&self) -> Option<ForecastBand> {
-        self.band
+        self.core.band()
     }
 }
 
 /// The forecast band a decision was sized from (its details carry it for `/metrics`).
-pub(super) fn band_of(d: &VariantDecision) -> Option<ForecastBand> {
+fn band_of(d: &VariantDecision) -> Option<ForecastBand> {
     let get = |k: &str| d.details.get(k).copied().filter(|v| v.is_finite());
     Some(ForecastBand {
         lower_rps: get("demand_lower_rps")?,

@@ -10,9 +10,8 @@
 //! KEDA is told `hot + warm` (the pods that exist, with target 1); with a warm pool the simulator puts the
 //! pods beyond `hot` to sleep and wakes them ([`super::Policy::hot_replicas`]).
 
+use super::slo_scaler::PipelineLoop;
 use super::{Observation, Policy, PolicyContext, PolicyError, Wish};
-use crate::decision::ModelOutcome;
-use crate::pipeline::Fleet;
 use crate::sim::metrics::ForecastBand;
 use crate::sim::victims::VictimRule;
 use crate::tiers::TierSettings;
@@ -20,21 +19,16 @@ use crate::tiers::TierSettings;
 /// The tiered policies' names.
 pub const NAMES: &[&str] = &["slo-scaler-warm", "slo-scaler-warm-rs", "scale-to-zero"];
 
-const MODEL: &str = "model";
-
 /// The pipeline with tiers in the loop.
 #[derive(Debug)]
 pub struct Tiered {
     name: &'static str,
-    fleet: Fleet,
-    names: Vec<String>,
-    last: Vec<Wish>,
+    core: PipelineLoop,
     hot: Vec<u32>,
     warm: Vec<u32>,
     victims: VictimRule,
     warm_cost_fraction: f64,
     warm_pool: bool,
-    band: Option<ForecastBand>,
 }
 
 impl Tiered {
@@ -65,22 +59,14 @@ impl Tiered {
                 });
             }
         };
-        let fleet = super::slo_scaler::pipeline_fleet(ctx, Some(tiers))?;
         Ok(Self {
             name,
-            fleet,
-            names: ctx.variants.iter().map(|v| v.name.clone()).collect(),
-            last: ctx
-                .variants
-                .iter()
-                .map(|v| Wish::replicas(f64::from(v.min)))
-                .collect(),
+            core: PipelineLoop::new(ctx, Some(tiers))?,
             hot: ctx.variants.iter().map(|v| v.min).collect(),
             warm: vec![0; ctx.variants.len()],
             victims,
             warm_cost_fraction: tiers.warm_cost_fraction,
             warm_pool: tiers.warm_pool,
-            band: None,
         })
     }
 }
@@ -95,23 +81,19 @@ impl Policy for Tiered {
     }
 
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
-        self.fleet.observe(MODEL, obs.now_s, obs.arrivals_per_s);
-        let decisions = self.fleet.tick(obs.now_s);
-        if let Some(ModelOutcome::Planned(vs)) = decisions.first().map(|d| &d.outcome) {
-            self.band = vs.first().and_then(super::slo_scaler::band_of);
-            for (i, name) in self.names.iter().enumerate() {
-                if let Some(v) = vs.iter().find(|v| &v.variant == name) {
-                    self.last[i] = Wish::replicas(v.desired_replicas);
-                    self.hot[i] = v
-                        .details
-                        .get("tier_hot")
-                        .map_or(v.desired_replicas, |h| *h)
-                        .max(0.0) as u32;
-                    self.warm[i] = v.details.get("tier_warm").map_or(0.0, |w| *w).max(0.0) as u32;
-                }
-            }
-        }
-        self.last.clone()
+        let (hot, warm) = (&mut self.hot, &mut self.warm);
+        self.core.plan(
+            obs,
+            |_| {},
+            |i, v| {
+                hot[i] = v
+                    .details
+                    .get("tier_hot")
+                    .map_or(v.desired_replicas, |h| *h)
+                    .max(0.0) as u32;
+                warm[i] = v.details.get("tier_warm").map_or(0.0, |w| *w).max(0.0) as u32;
+            },
+        )
     }
 
     fn hot_replicas(&self) -> Option<Vec<u32>> {
@@ -128,7 +110,7 @@ impl Policy for Tiered {
     }
 
     fn forecast_band(&self) -> Option<ForecastBand> {
-        self.band
+        self.core.band()
     }
 
     fn warm_cost_fraction(&self) -> f64 {
