@@ -49,6 +49,7 @@ fn spec(cold_start_s: f64, kv_capacity_tokens: u64, min: u32) -> FleetSpec {
         block_tokens: 512,
         scaling: ScalingSettings::default(),
         rate_window_s: 60.0,
+        prior_arrivals_per_s: 0.0,
         initial: vec![min],
         timeline: true,
         drain_limit_s: 3600.0,
@@ -96,6 +97,56 @@ fn no_request_is_served_before_the_cold_start_ends() {
     assert!(report.attainment.ttft == 0.0);
     // Billed from the decision, cold start included.
     assert!(report.gpu_hours * 3600.0 >= 150.0, "{}", report.gpu_hours);
+}
+
+/// Records the arrival rate of every observation it is given.
+struct RateProbe(Vec<(f64, f64)>);
+impl Policy for RateProbe {
+    fn name(&self) -> &str {
+        "rate-probe"
+    }
+    fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
+        self.0.push((obs.now_s, obs.arrivals_per_s));
+        vec![Wish::replicas(1.0)]
+    }
+}
+
+#[test]
+fn the_first_rate_windows_hold_the_rate_the_fleet_ran_at_before_the_slice() {
+    let tokens = TokenLengths::Fixed {
+        prompt_tokens: 200,
+        output_tokens: 20,
+    };
+    let reqs = poisson(3.0, 180.0, &tokens, &mut SimRng::new(11));
+    let observed = |prior: f64| {
+        let mut s = spec(120.0, 400_000, 1);
+        s.prior_arrivals_per_s = prior;
+        let mut probe = RateProbe(Vec::new());
+        let _report = simulate(&reqs, &s, &mut probe);
+        probe.0
+    };
+    let running = observed(3.0);
+    let (t0, r0) = running[0];
+    assert_eq!(t0, 0.0);
+    assert!((r0 - 3.0).abs() < 0.1, "rate at 0 with a prior of 3: {r0}");
+    // Every window of the first minute mixes prior and trace, never a ramp from 0.
+    for &(t, r) in running.iter().filter(|(t, _)| *t <= 60.0) {
+        assert!((1.5..=4.5).contains(&r), "rate {r} at {t} s");
+    }
+    // A service that starts with the slice: the first window under-states, as `rate()` of
+    // a new counter does.
+    let fresh = observed(0.0);
+    assert!(fresh[0].1 < 0.1, "{:?}", fresh[0]);
+    let later: Vec<f64> = running
+        .iter()
+        .zip(&fresh)
+        .filter(|((t, _), _)| *t >= 60.0)
+        .map(|((_, a), (_, b))| a - b)
+        .collect();
+    assert!(
+        !later.is_empty() && later.iter().all(|d| d.abs() < 1e-9),
+        "{later:?}"
+    );
 }
 
 #[test]

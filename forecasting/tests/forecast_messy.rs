@@ -71,6 +71,36 @@ fn brand_new_series_answers_honestly_wide_then_narrows() {
 }
 
 #[test]
+fn a_steady_young_series_is_bounded_by_its_prior_not_by_a_cauchy() {
+    // Two and then five samples of a steady rate: the spread is the 50 % prior, which is a
+    // stated belief and not an estimate from two points; its 95th percentile is the
+    // normal's (1 + 1.645 x 0.5 of the mean), not t with 1 degree of freedom (1 + 6.3 x 0.5).
+    let mut f = forecaster();
+    f.observe(2.70);
+    f.observe(2.75);
+    let two = f.forecast(INTERVAL_S).unwrap();
+    assert!(matches!(two.basis, Basis::ColdStart { observations: 2 }));
+    let (mean, p95) = (two.mean, two.p95());
+    assert!(
+        p95 > 1.6 * mean,
+        "the prior keeps it wide: p95 {p95} mean {mean}"
+    );
+    assert!(p95 < 2.2 * mean, "p95 {p95} vs mean {mean}");
+    for y in [2.72, 2.68, 2.74] {
+        f.observe(y);
+    }
+    let five = f.forecast(INTERVAL_S).unwrap();
+    assert!(five.p95() < 2.2 * five.mean, "{five:?}");
+    // A noisy young series keeps its t: the estimate dominates the sum.
+    let mut g = forecaster();
+    for y in [1.0, 9.0, 2.0] {
+        g.observe(y);
+    }
+    let noisy = g.forecast(INTERVAL_S).unwrap();
+    assert!(noisy.p95() > 3.0 * noisy.mean, "{noisy:?}");
+}
+
+#[test]
 fn idle_and_intermittent_series_never_forecast_negative() {
     let mut f = forecaster();
     let mut noise = Noise(3);

@@ -633,12 +633,18 @@ impl Forecaster {
     }
 
     /// Spread and degrees of freedom of the Student-t fallback. With at least 2 residuals at
-    /// this horizon, their RMS (rescaled) with `n - 1` degrees of freedom, blended with a
-    /// fading prior; otherwise the spread of the observations plus a
-    /// prior 50 % relative uncertainty, because a handful of points says nothing about the
-    /// daily swing still to come.
+    /// this horizon, their RMS (rescaled) blended with a fading prior; otherwise the spread
+    /// of the observations plus a prior 50 % relative uncertainty, because a handful of
+    /// points says nothing about the daily swing still to come.
+    ///
+    /// Only the estimated part is uncertain about its own size: the prior is a stated
+    /// spread, not one estimated from `n` points. So the degrees of freedom are those of
+    /// the sum (Welch–Satterthwaite, the prior counting as known): `n − 1` when the estimate
+    /// dominates, towards a normal when the prior does. Giving the whole sum `n − 1` made
+    /// two steady samples a Cauchy (t₁'s 95th percentile is 6.3σ), and a young series was
+    /// sized for 4× its observed rate (Mooncake, `docs/forecasting.md`).
     fn cold_spread(&self, steps: usize) -> (f64, f64) {
-        if let Some(rms) = self.calibrator.rms(steps) {
+        let (estimated_var, prior_var, df) = if let Some(rms) = self.calibrator.rms(steps) {
             let n_res = self.calibrator.held(steps);
             let point = self.point(steps);
             let scale = self.residual_divisor(point);
@@ -646,15 +652,24 @@ impl Forecaster {
             // part of the prior until residuals outnumber PRIOR_WEIGHT_RESIDUALS.
             let resid = rms * scale * (1.0 + 1.0 / n_res as f64).sqrt();
             let w = PRIOR_WEIGHT_RESIDUALS / (PRIOR_WEIGHT_RESIDUALS + n_res as f64);
-            let spread = (resid.powi(2) + w * self.prior_spread().powi(2)).sqrt();
-            return (spread, (n_res - 1) as f64);
-        }
-        let n = self.moments.n;
-        if n < 2 {
-            return (f64::INFINITY, 1.0);
-        }
-        let var = self.moments.variance() * (1.0 + 1.0 / n as f64);
-        ((var + self.prior_spread().powi(2)).sqrt(), (n - 1) as f64)
+            (
+                resid.powi(2),
+                w * self.prior_spread().powi(2),
+                (n_res - 1) as f64,
+            )
+        } else {
+            let n = self.moments.n;
+            if n < 2 {
+                return (f64::INFINITY, 1.0);
+            }
+            (
+                self.moments.variance() * (1.0 + 1.0 / n as f64),
+                self.prior_spread().powi(2),
+                (n - 1) as f64,
+            )
+        };
+        let total = estimated_var + prior_var;
+        (total.sqrt(), satterthwaite_df(total, estimated_var, df))
     }
 
     /// The prior 50 % relative spread of a young series ("demand may well be half or double").
@@ -767,6 +782,20 @@ fn step(model: &mut impl PointModel, y: f64) {
     } else {
         model.skip();
     }
+}
+
+/// Degrees of freedom of a variance `total` = `estimated` (with `df`) + a known part, by
+/// Welch–Satterthwaite: `total² · df / estimated²`, capped where the t is a normal.
+fn satterthwaite_df(total: f64, estimated: f64, df: f64) -> f64 {
+    const NORMAL_DF: f64 = 1e6;
+    if !total.is_finite() {
+        return df;
+    }
+    if estimated.is_nan() || estimated <= 0.0 {
+        // Nothing estimated: the spread is the known prior alone.
+        return NORMAL_DF;
+    }
+    (df * (total / estimated).powi(2)).clamp(df, NORMAL_DF)
 }
 
 /// Quantile of a standard Student-t with `df` degrees of freedom (`df >= 1`).

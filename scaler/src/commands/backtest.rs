@@ -362,6 +362,14 @@ pub fn prepare(
     } else {
         1
     });
+    // The rate the fleet ran at before the slice: the last history window's where there is
+    // history (what the forecasters were fed), else the first minute's (as for the pool).
+    let prior_arrivals_per_s = ctx
+        .history_rates_per_s
+        .last()
+        .copied()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .unwrap_or(first_minute);
     let spec = FleetSpec {
         variants,
         slo,
@@ -372,6 +380,7 @@ pub fn prepare(
         block_tokens: 512,
         scaling: ScalingSettings::default(),
         rate_window_s: config.metrics.rate_window_s,
+        prior_arrivals_per_s,
         initial,
         timeline: args.timeline || args.plot.is_some(),
         drain_limit_s: 3600.0,

@@ -75,6 +75,11 @@ pub struct FleetSpec {
     pub scaling: ScalingSettings,
     /// Window of the arrival rate and latency percentiles policies observe, seconds.
     pub rate_window_s: f64,
+    /// Arrival rate before time 0, req/s: the fleet was serving before the slice began, so
+    /// the first rate windows hold that rate for their part before 0 (a Prometheus `rate()`
+    /// on a running service does), not a spurious ramp from zero that forecasters read as
+    /// a trend. 0 for a service that starts with the slice.
+    pub prior_arrivals_per_s: f64,
     /// Replicas serving (warm) at time 0, per variant, before a policy's own
     /// [`Policy::initial`] adjustment.
     pub initial: Vec<u32>,
@@ -105,6 +110,7 @@ impl FleetSpec {
             block_tokens: 0,
             scaling: autoscaler::ScalingSettings::default(),
             rate_window_s: 60.0,
+            prior_arrivals_per_s: 0.0,
             initial: vec![1],
             timeline: false,
             drain_limit_s: 3600.0,
@@ -335,8 +341,11 @@ impl Sim<'_> {
         let w = self.spec.rate_window_s;
         let since = now_s - w;
         let first_in = self.requests[..self.next_arrival].partition_point(|r| r.arrival_s <= since);
-        // Like a Prometheus `rate()` over the window: the first window under-states.
-        let arrivals = (self.next_arrival - first_in) as f64 / w;
+        // Like a Prometheus `rate()` over the window of a service already running: the part
+        // of the window before the slice holds the rate it ran at.
+        let before_s = (-since).clamp(0.0, w);
+        let arrivals =
+            ((self.next_arrival - first_in) as f64 + before_s * self.spec.prior_arrivals_per_s) / w;
         while self.recent_ttft.front().is_some_and(|(t, _)| *t <= since) {
             self.recent_ttft.pop_front();
         }
