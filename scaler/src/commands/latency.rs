@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use forecasting::capacity::{Slo, capacity_per_replica};
-use forecasting::latency::{Percentile, PercentilesMs, Prediction, RequestMix, TokenDist, predict};
+use forecasting::capacity::{Slo, capacity_per_replica_with_arrivals};
+use forecasting::latency::{
+    LatencyModel, POISSON_ARRIVAL_CV2, Percentile, PercentilesMs, Prediction, RequestMix, TokenDist,
+};
 use forecasting::profile::Profile;
 use serde::Serialize;
 
@@ -46,6 +48,11 @@ pub struct LatencyArgs {
     /// Percentile of the SLO.
     #[arg(long, value_enum, default_value = "p99")]
     pub slo_percentile: SloPercentile,
+    /// Squared coefficient of variation of the inter-arrival times: 1 Poisson (default), 0
+    /// evenly spaced (e.g. GuideLLM `constant`), above 1 bursty. Scales the queueing waits
+    /// in TTFT (Kingman / Allen–Cunneen); applies to the capacity too.
+    #[arg(long, default_value_t = POISSON_ARRIVAL_CV2)]
+    pub arrival_cv2: f64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -155,9 +162,11 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<()> {
         prompt_tokens: token_dist(&args.prompt_tokens)?,
         output_tokens: token_dist(&args.output_tokens)?,
     };
-    let p = predict(&profile, &mix, args.rate, args.replicas)?;
+    let p = LatencyModel::new(&profile, &mix)?
+        .with_arrival_cv2(args.arrival_cv2)?
+        .predict(args.rate, args.replicas)?;
     let capacity = match (args.slo_ttft_ms, args.slo_tpot_ms) {
-        (Some(ttft_ms), Some(tpot_ms)) => Some(capacity_per_replica(
+        (Some(ttft_ms), Some(tpot_ms)) => Some(capacity_per_replica_with_arrivals(
             &profile,
             &mix,
             &Slo {
@@ -165,6 +174,7 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<()> {
                 tpot_ms,
                 percentile: args.slo_percentile.into(),
             },
+            args.arrival_cv2,
         )?),
         _ => None,
     };
@@ -182,8 +192,13 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<()> {
                 }
             };
             println!(
-                "{} on {} (tp {}), {} replica(s) at {} req/s",
-                profile.model, profile.gpu, profile.tensor_parallel, args.replicas, args.rate
+                "{} on {} (tp {}), {} replica(s) at {} req/s, arrival c_a² {}",
+                profile.model,
+                profile.gpu,
+                profile.tensor_parallel,
+                args.replicas,
+                args.rate,
+                args.arrival_cv2
             );
             println!(
                 "TTFT ms  p50 {}  p90 {}  p99 {}",
@@ -218,6 +233,7 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forecasting::latency::predict;
 
     #[test]
     fn json_has_the_documented_shape_and_null_for_unbounded() {
