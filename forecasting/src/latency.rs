@@ -20,7 +20,10 @@
 //!   Allen–Cunneen correction), so TTFT rises sharply as `B → c`; at `B = c` the replica is
 //!   saturated;
 //! - TTFT = prefill of the own prompt + the decode batch sharing its step + the residual of the
-//!   step in progress + waiting (behind other prompts: M/G/1; for a slot: M/G/c).
+//!   step in progress + waiting (behind other prompts: M/G/1; for a slot: M/G/c);
+//! - arrivals are Poisson unless [`LatencyModel::with_arrival_cv2`] says otherwise: the
+//!   waits then scale by Kingman / Allen–Cunneen's `(c_a² + c_s²)/2`, the TPOT tail's
+//!   arrival counts by their index of dispersion `c_a²`.
 use serde::Serialize;
 
 use crate::profile::{Profile, ProfileError};
