@@ -269,6 +269,42 @@ mod tests {
     }
 
     #[test]
+    fn arrival_cv2_defaults_to_poisson_and_a_bad_value_is_a_clear_error() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: LatencyArgs,
+        }
+        let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/profiles/llama-3.1-8b_guidellm-vllm_tp1.yaml");
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "latency",
+                "--profile",
+                profile.to_str().expect("utf8"),
+                "--rate",
+                "2",
+                "--prompt-tokens",
+                "1024",
+                "--output-tokens",
+                "64",
+            ];
+            argv.extend_from_slice(extra);
+            <Cli as clap::Parser>::try_parse_from(argv)
+                .expect("parses")
+                .args
+        };
+        assert_eq!(parse(&[]).arrival_cv2, POISSON_ARRIVAL_CV2);
+        assert_eq!(parse(&["--arrival-cv2", "0"]).arrival_cv2, 0.0);
+        run(parse(&["--arrival-cv2", "0"])).expect("evenly spaced arrivals predict");
+        let err = run(parse(&["--arrival-cv2=-1"])).expect_err("negative c_a²");
+        assert!(
+            format!("{err:#}").contains("arrival squared coefficient of variation"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn token_spec_is_a_number_or_a_file() {
         assert!((token_dist("512").expect("number").mean() - 512.0).abs() < 1e-12);
         let dir = tempfile::tempdir().expect("tmp");
