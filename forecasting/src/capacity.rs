@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::latency::{LatencyError, LatencyModel, Percentile, Prediction, RequestMix};
+use crate::latency::{
+    LatencyError, LatencyModel, POISSON_ARRIVAL_CV2, Percentile, Prediction, RequestMix,
+};
 use crate::profile::Profile;
 
 /// Errors computing a capacity.
@@ -94,7 +96,7 @@ pub struct Capacity {
 /// Relative precision of the bisection on the rate.
 const REL_TOL: f64 = 1e-6;
 
-/// Highest rate per replica for which `profile` meets `slo` on `mix`.
+/// Highest rate per replica for which `profile` meets `slo` on `mix`, for Poisson arrivals.
 ///
 /// # Errors
 /// [`CapacityError::BadSlo`] for a non-positive bound, [`CapacityError::Infeasible`] if an idle
@@ -104,12 +106,29 @@ pub fn capacity_per_replica(
     mix: &RequestMix,
     slo: &Slo,
 ) -> Result<Capacity, CapacityError> {
+    capacity_per_replica_with_arrivals(profile, mix, slo, POISSON_ARRIVAL_CV2)
+}
+
+/// As [`capacity_per_replica`] for arrivals whose inter-arrival times have squared
+/// coefficient of variation `arrival_cv2` ([`LatencyModel::with_arrival_cv2`]). Sizing uses
+/// the Poisson default: burst sizing already inflates demand by the measured dispersion, so
+/// feeding that dispersion in here as well would count it twice.
+///
+/// # Errors
+/// As [`capacity_per_replica`]; [`CapacityError::Latency`] also for a negative or non-finite
+/// `arrival_cv2`.
+pub fn capacity_per_replica_with_arrivals(
+    profile: &Profile,
+    mix: &RequestMix,
+    slo: &Slo,
+    arrival_cv2: f64,
+) -> Result<Capacity, CapacityError> {
     for (what, got) in [("ttft_ms", slo.ttft_ms), ("tpot_ms", slo.tpot_ms)] {
         if !(got.is_finite() && got > 0.0) {
             return Err(CapacityError::BadSlo { what, got });
         }
     }
-    let model = LatencyModel::new(profile, mix)?;
+    let model = LatencyModel::new(profile, mix)?.with_arrival_cv2(arrival_cv2)?;
     let sat = model.saturation_rate_per_s();
     let at = |rate: f64| model.predict(rate, 1);
     let idle = at(0.0)?;

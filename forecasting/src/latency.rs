@@ -20,7 +20,10 @@
 //!   Allen–Cunneen correction), so TTFT rises sharply as `B → c`; at `B = c` the replica is
 //!   saturated;
 //! - TTFT = prefill of the own prompt + the decode batch sharing its step + the residual of the
-//!   step in progress + waiting (behind other prompts: M/G/1; for a slot: M/G/c).
+//!   step in progress + waiting (behind other prompts: M/G/1; for a slot: M/G/c);
+//! - arrivals are Poisson unless [`LatencyModel::with_arrival_cv2`] says otherwise: the
+//!   waits then scale by Kingman / Allen–Cunneen's `(c_a² + c_s²)/2`, the TPOT tail's
+//!   arrival counts by their index of dispersion `c_a²`.
 use serde::Serialize;
 
 use crate::profile::{Profile, ProfileError};
@@ -317,7 +320,14 @@ pub struct LatencyModel {
     /// Size of one prefill "jump" in the steps of a request (ms): `κ·E[W²]/E[W]`, so that a
     /// Poisson stream of equal jumps has the mean and variance of the real prompt mix.
     jump_ms: f64,
+    /// Squared coefficient of variation of the inter-arrival times (`c_a²`): scales the
+    /// queueing waits (Kingman / Allen–Cunneen). See [`LatencyModel::with_arrival_cv2`].
+    arrival_cv2: f64,
 }
+
+/// `c_a²` of Poisson arrivals, the default: what capacity under an SLO means unless a caller
+/// states another arrival process.
+pub const POISSON_ARRIVAL_CV2: f64 = 1.0;
 
 impl LatencyModel {
     /// Precomputes the mix's moments for `profile`.
@@ -369,7 +379,34 @@ impl LatencyModel {
                     0.0
                 }
             },
+            arrival_cv2: POISSON_ARRIVAL_CV2,
         })
+    }
+
+    /// The same model for arrivals whose inter-arrival times have squared coefficient of
+    /// variation `cv2` (variance over squared mean): 0 for evenly spaced arrivals (GuideLLM's
+    /// `constant` strategy), 1 for Poisson (the default of [`LatencyModel::new`]), above 1
+    /// for bursty traffic. It scales the waiting terms of TTFT by the Kingman / Allen–Cunneen
+    /// factor (`docs/performance-model.md`, step 5); the step time, TPOT and the saturation
+    /// rate do not depend on it.
+    ///
+    /// # Errors
+    /// [`LatencyError::BadValue`] if `cv2` is negative or not finite.
+    pub fn with_arrival_cv2(mut self, cv2: f64) -> Result<Self, LatencyError> {
+        if !(cv2.is_finite() && cv2 >= 0.0) {
+            return Err(LatencyError::BadValue {
+                what: "the arrival squared coefficient of variation",
+                got: cv2,
+            });
+        }
+        self.arrival_cv2 = cv2;
+        Ok(self)
+    }
+
+    /// Squared coefficient of variation of the inter-arrival times the model assumes.
+    #[must_use]
+    pub fn arrival_cv2(&self) -> f64 {
+        self.arrival_cv2
     }
 
     /// GPU work per request (ms) once the GPU is compute-bound: its prompt, plus per output
@@ -486,7 +523,13 @@ impl LatencyModel {
         let eta = (lam * self.kappa * self.prefill_work_ms).clamp(0.0, 0.999);
         let free = 1.0 - eta;
         let base = d0 + self.c_seq_ms * batch;
-        let sigma = self.c_seq_ms * batch.sqrt() / free;
+        // Arrival counts over a window many inter-arrival times long have variance
+        // `c_a²` × mean (index of dispersion of a renewal process); like a Poisson count of
+        // clusters of `c_a²` arrivals, so the k-th cumulant scales by `c_a^{2(k−1)}`. Poisson
+        // (c_a² = 1) keeps the exact generalized-Poisson pmf below.
+        let ca2 = self.arrival_cv2;
+        let poisson = ca2 == POISSON_ARRIVAL_CV2;
+        let sigma = self.c_seq_ms * (batch * ca2).sqrt() / free;
         let y_cap = (self.c_seq_ms * (self.slots - batch)).max(0.0) / free;
         let s = self.jump_ms;
         // Work that opens the window besides the decode steps: the own prompt, and the
@@ -496,7 +539,7 @@ impl LatencyModel {
         // variance of `τ_j = D + Σ prompts mixed in`, prompts arriving during `τ_{j−1}`.
         // The replica is busy with probability `1 − e^{−B}` (Poisson batch).
         let tau = base / free;
-        let co_admitted = (1.0 - (-batch).exp()) * (tau + eta * s / (1.0 - eta * eta));
+        let co_admitted = (1.0 - (-batch).exp()) * (tau + ca2 * eta * s / (1.0 - eta * eta));
         let own = self.kappa * self.prefill_work_ms + co_admitted;
         let mut pmf = Vec::new();
         let mut points = Vec::with_capacity(self.tpot_steps.len());
@@ -512,7 +555,10 @@ impl LatencyModel {
             let jumps = if theta == 0.0 {
                 pmf.push((1.0, 1.0));
                 Jumps::Exact { start, len: 1 }
-            } else if k <= MAX_EXACT_STEPS && push_generalized_poisson(&mut pmf, theta, eta) {
+            } else if poisson
+                && k <= MAX_EXACT_STEPS
+                && push_generalized_poisson(&mut pmf, theta, eta)
+            {
                 Jumps::Exact {
                     start,
                     len: pmf.len() - start,
@@ -520,8 +566,8 @@ impl LatencyModel {
             } else {
                 // Cumulants of the generalized Poisson: θ/(1−η), θ/(1−η)³, θ(1+2η)/(1−η)⁵.
                 let b = s / k;
-                let var_ms2 = sigma * sigma + b * b * theta / free.powi(3);
-                let k3 = b.powi(3) * theta * (1.0 + 2.0 * eta) / free.powi(5);
+                let var_ms2 = sigma * sigma + ca2 * b * b * theta / free.powi(3);
+                let k3 = ca2 * ca2 * b.powi(3) * theta * (1.0 + 2.0 * eta) / free.powi(5);
                 let sd_ms = var_ms2.sqrt();
                 Jumps::Approx {
                     sd_ms,
@@ -545,22 +591,44 @@ impl LatencyModel {
             pmf,
             sigma_ms: sigma,
             y_cap_ms: y_cap,
+            // No request sees a step shorter than an idle one. Only the normal-power
+            // approximation's skewed lower tail can dip below that (at very low load), and
+            // it is used for short outputs only with non-Poisson arrivals.
+            floor_ms: if poisson { 0.0 } else { d0 },
         }
     }
 
     /// Waiting before the own prefill starts: behind other prompts (M/G/1 on prefill work,
     /// slowed by the decode share of the GPU) and, near the slot limit, for a decode slot
     /// (M/G/c, Erlang C with the Allen–Cunneen factor). Combined as one atom-plus-exponential.
+    ///
+    /// Both carry the arrival variability `c_a²` the way Kingman's G/G/1 and Allen–Cunneen's
+    /// G/G/c approximations do: the M/G/1 mean `λE[W²]/(2(1 − ρ))` is `λE[W]²(1 + c_s²)/2`
+    /// over `1 − ρ`, and the `1` there is the Poisson `c_a²`, so the wait becomes
+    /// `λ(c_a²·E[W]² + Var W)/(2(1 − ρ))`; the slot wait's factor `(1 + c_s²)/2` becomes
+    /// `(c_a² + c_s²)/2`. Exact for Poisson; evenly spaced arrivals of equal prompts never
+    /// queue behind each other below saturation (D/D/1).
     fn wait(&self, lam: f64, rho: f64, step_ms: f64, batch: f64) -> Wait {
         let free = (1.0 - rho).max(1e-12);
-        let pf_mean = lam * self.prefill_work_sq_ms2 / (2.0 * free);
-        let pf_prob = (lam * self.prefill_work_ms).min(1.0);
+        let w = self.prefill_work_ms;
+        let residual_work = self.prefill_work_sq_ms2 - (1.0 - self.arrival_cv2) * w * w;
+        let pf_mean = lam * residual_work.max(0.0) / (2.0 * free);
+        // The probability of waiting moves with the mean (bursts make most arrivals wait,
+        // evenly spaced ones fewer), the conditional wait keeps its M/G/1 size until the
+        // probability reaches 1.
+        let pf_poisson_mean = lam * self.prefill_work_sq_ms2 / (2.0 * free);
+        let pf_prob = if pf_poisson_mean > 0.0 {
+            (lam * w * pf_mean / pf_poisson_mean).min(1.0)
+        } else {
+            (lam * w).min(1.0)
+        };
         let holding_ms = self.mean_output_tokens * step_ms;
         let (slot_prob, slot_mean) = if batch >= self.slots {
             (1.0, f64::INFINITY)
         } else {
             let p = erlang_c(self.slots, batch);
-            let mean = p * holding_ms / (self.slots - batch) * (1.0 + self.output_cv2) / 2.0;
+            let factor = (self.arrival_cv2 + self.output_cv2) / 2.0;
+            let mean = p * holding_ms / (self.slots - batch) * factor;
             (p, mean)
         };
         let prob = 1.0 - (1.0 - pf_prob) * (1.0 - slot_prob);
@@ -610,6 +678,8 @@ struct TpotDist {
     sigma_ms: f64,
     /// `Y` never exceeds this (the batch is capped at the slot count).
     y_cap_ms: f64,
+    /// Quantiles are at least this (the idle step time with non-Poisson arrivals, else 0).
+    floor_ms: f64,
 }
 
 impl TpotDist {
@@ -696,7 +766,7 @@ impl TpotDist {
         lo = lo.max(0.0);
         let mut f_lo = self.cdf(lo) - q;
         if f_lo >= 0.0 {
-            return lo;
+            return lo.max(self.floor_ms);
         }
         let mut f_hi = self.cdf(hi) - q;
         while f_hi < 0.0 {
@@ -731,7 +801,7 @@ impl TpotDist {
                 side = 1;
             }
         }
-        hi
+        hi.max(self.floor_ms)
     }
 }
 

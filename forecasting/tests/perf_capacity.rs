@@ -123,3 +123,30 @@ fn cache_returns_the_same_answer_once_computed() {
         "longer prompts, lower capacity"
     );
 }
+
+#[test]
+fn burstier_arrivals_lower_a_ttft_bound_capacity_and_poisson_is_the_default() {
+    use forecasting::capacity::capacity_per_replica_with_arrivals;
+    let mix = RequestMix::fixed(2048.0, 64.0).expect("valid");
+    let s = slo(150.0, 1e5, Percentile::P99);
+    let cap = |cv2: f64| {
+        capacity_per_replica_with_arrivals(&profile(), &mix, &s, cv2)
+            .expect("feasible")
+            .rate_per_s
+    };
+    let (even, poisson, bursty) = (cap(0.0), cap(1.0), cap(4.0));
+    assert_eq!(
+        poisson,
+        capacity_per_replica(&profile(), &mix, &s)
+            .expect("feasible")
+            .rate_per_s
+    );
+    assert!(
+        even > poisson && poisson > bursty,
+        "{even} {poisson} {bursty}"
+    );
+    assert!(matches!(
+        capacity_per_replica_with_arrivals(&profile(), &mix, &s, -1.0),
+        Err(CapacityError::Latency(_))
+    ));
+}

@@ -288,3 +288,96 @@ fn few_decode_steps_after_long_prompts_widen_the_tpot_tail() {
         "p90/p50: short {short}, long {long}"
     );
 }
+
+fn with_arrivals(m: &LatencyModel, cv2: f64) -> LatencyModel {
+    m.clone().with_arrival_cv2(cv2).expect("valid c_a²")
+}
+
+#[test]
+fn poisson_arrivals_are_the_default() {
+    let m = LatencyModel::new(&profile(400_000, 512), &mix(2048.0, 28.0)).expect("model");
+    assert_eq!(m.arrival_cv2(), 1.0);
+    let poisson = with_arrivals(&m, 1.0);
+    let sat = m.saturation_rate_per_s();
+    for f in [0.1, 0.5, 0.8] {
+        assert_eq!(
+            m.predict(f * sat, 1).expect("p"),
+            poisson.predict(f * sat, 1).expect("p")
+        );
+    }
+}
+
+#[test]
+fn ttft_and_tpot_tails_grow_with_arrival_variability_and_nothing_else_moves() {
+    // Prefill-heavy mix at 60 % load: queueing behind other prompts is a large share of TTFT.
+    let m = LatencyModel::new(&profile(400_000, 512), &mix(2048.0, 28.0)).expect("model");
+    let rate = 0.6 * m.saturation_rate_per_s();
+    let preds: Vec<_> = [0.0, 0.25, 1.0, 2.0, 4.0]
+        .iter()
+        .map(|&cv2| with_arrivals(&m, cv2).predict(rate, 1).expect("p"))
+        .collect();
+    for w in preds.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        assert!(b.ttft_ms.p50 >= a.ttft_ms.p50 && b.ttft_ms.p99 > a.ttft_ms.p99);
+        assert!(b.tpot_ms.p90 > a.tpot_ms.p90 && b.tpot_ms.p99 > a.tpot_ms.p99);
+        // The step time, the batch and the saturation rate are fixed points of the rate.
+        assert_eq!(
+            (a.step_ms, a.batch, a.saturation_rate_per_s),
+            (b.step_ms, b.batch, b.saturation_rate_per_s)
+        );
+    }
+    // Evenly spaced arrivals of equal prompts never queue behind each other (D/D/1): TTFT
+    // is the own prefill, the decode batch sharing its step and a residual of one step.
+    let even = &preds[0];
+    assert!(
+        even.ttft_ms.p99 - even.ttft_ms.p50 <= 0.5 * even.step_ms * 1.001,
+        "{even:?}"
+    );
+    assert!(preds[2].ttft_ms.p99 - preds[2].ttft_ms.p50 > even.step_ms);
+    // ... and with no variability in the counts the TPOT of equal requests is its mean.
+    assert!(
+        (even.tpot_ms.p99 / even.tpot_mean_ms - 1.0).abs() < 1e-6,
+        "{even:?}"
+    );
+}
+
+#[test]
+fn predictions_stay_monotone_in_the_rate_for_any_arrival_variability() {
+    let m = LatencyModel::new(&profile(400_000, 512), &mix(1024.0, 64.0)).expect("model");
+    let sat = m.saturation_rate_per_s();
+    for cv2 in [0.0, 0.5, 4.0] {
+        let m = with_arrivals(&m, cv2);
+        let mut prev = m.predict(0.0, 1).expect("p");
+        for i in 1..100 {
+            let p = m.predict(sat * f64::from(i) / 100.0, 1).expect("p");
+            for (a, b) in [
+                (prev.ttft_ms.p50, p.ttft_ms.p50),
+                (prev.ttft_ms.p99, p.ttft_ms.p99),
+                (prev.tpot_ms.p50, p.tpot_ms.p50),
+                (prev.tpot_ms.p99, p.tpot_ms.p99),
+            ] {
+                assert!(
+                    b >= a - 1e-9,
+                    "c_a² {cv2}: not monotone at {i}%: {a} -> {b}"
+                );
+            }
+            assert!(p.ttft_ms.p50 <= p.ttft_ms.p90 && p.ttft_ms.p90 <= p.ttft_ms.p99);
+            assert!(p.tpot_ms.p50 <= p.tpot_ms.p90 && p.tpot_ms.p90 <= p.tpot_ms.p99);
+            prev = p;
+        }
+    }
+}
+
+#[test]
+fn a_negative_or_non_finite_arrival_variability_is_rejected() {
+    let m = LatencyModel::new(&profile(400_000, 512), &mix(100.0, 100.0)).expect("model");
+    for bad in [-0.5, f64::NAN, f64::INFINITY] {
+        assert!(
+            matches!(
+                m.clone().with_arrival_cv2(bad),
+                Err(LatencyError::BadValue { .. })
+            ),
+            "{bad}"
+        );
+    }
+}

@@ -645,6 +645,11 @@ pub fn fit_profile(tables: &[(DataFormat, Table)], opts: &FitOptions) -> anyhow:
     Ok(profile)
 }
 
+/// `c_a²` of GuideLLM's `constant` strategy: it sends requests at uniform intervals
+/// (`AsyncConstantStrategy` in GuideLLM's scheduler), so the inter-arrival times do not vary.
+/// The sweeps in `../shared/data` hold only `synchronous`, `throughput` and `constant@R` rows.
+pub const GUIDELLM_CONSTANT_ARRIVAL_CV2: f64 = 0.0;
+
 /// One predicted-vs-measured comparison of a GuideLLM point.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PointCheck {
@@ -694,11 +699,16 @@ pub struct GuideLlmValidation {
 }
 
 /// Fits from the low-rate points of every sweep, then predicts every constant-rate point and
-/// every sweep's saturation rate.
+/// every sweep's saturation rate, with arrivals of squared coefficient of variation
+/// `arrival_cv2` ([`GUIDELLM_CONSTANT_ARRIVAL_CV2`] for what the sweeps ran).
 ///
 /// # Errors
-/// If the fit fails.
-pub fn validate_guidellm(table: &Table, opts: &FitOptions) -> anyhow::Result<GuideLlmValidation> {
+/// If the fit fails or `arrival_cv2` is negative or not finite.
+pub fn validate_guidellm(
+    table: &Table,
+    opts: &FitOptions,
+    arrival_cv2: f64,
+) -> anyhow::Result<GuideLlmValidation> {
     let profile = fit_profile(&[(DataFormat::GuideLlm, table.clone())], opts)?;
     let points = guidellm_points(table)?;
     let mut checks = Vec::new();
@@ -724,7 +734,8 @@ pub fn validate_guidellm(table: &Table, opts: &FitOptions) -> anyhow::Result<Gui
             let m = LatencyModel::new(
                 &profile,
                 &RequestMix::fixed(p.prompt_tokens, p.output_tokens)?,
-            )?;
+            )?
+            .with_arrival_cv2(arrival_cv2)?;
             let pred = m.predict(p.req_per_s, 1)?;
             checks.push(PointCheck {
                 target_in: tin,
@@ -935,7 +946,7 @@ mod tests {
         let mut o = opts();
         o.kv_capacity_tokens = Some(400_000);
         o.max_batch = Some(512);
-        let v = validate_guidellm(&t, &o).expect("validates");
+        let v = validate_guidellm(&t, &o, GUIDELLM_CONSTANT_ARRIVAL_CV2).expect("validates");
         assert_eq!(v.saturation.len(), 16);
         // Held-out points below 80 % of the measured saturation rate.
         let held: Vec<&PointCheck> = v

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use forecasting::capacity::{Slo, capacity_per_replica};
-use forecasting::latency::{Percentile, PercentilesMs, Prediction, RequestMix, TokenDist, predict};
+use forecasting::capacity::{Slo, capacity_per_replica_with_arrivals};
+use forecasting::latency::{
+    LatencyModel, POISSON_ARRIVAL_CV2, Percentile, PercentilesMs, Prediction, RequestMix, TokenDist,
+};
 use forecasting::profile::Profile;
 use serde::Serialize;
 
@@ -46,6 +48,11 @@ pub struct LatencyArgs {
     /// Percentile of the SLO.
     #[arg(long, value_enum, default_value = "p99")]
     pub slo_percentile: SloPercentile,
+    /// Squared coefficient of variation of the inter-arrival times: 1 Poisson (default), 0
+    /// evenly spaced (e.g. GuideLLM `constant`), above 1 bursty. Scales the queueing waits
+    /// in TTFT (Kingman / Allen–Cunneen); applies to the capacity too.
+    #[arg(long, default_value_t = POISSON_ARRIVAL_CV2)]
+    pub arrival_cv2: f64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -155,9 +162,11 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<()> {
         prompt_tokens: token_dist(&args.prompt_tokens)?,
         output_tokens: token_dist(&args.output_tokens)?,
     };
-    let p = predict(&profile, &mix, args.rate, args.replicas)?;
+    let p = LatencyModel::new(&profile, &mix)?
+        .with_arrival_cv2(args.arrival_cv2)?
+        .predict(args.rate, args.replicas)?;
     let capacity = match (args.slo_ttft_ms, args.slo_tpot_ms) {
-        (Some(ttft_ms), Some(tpot_ms)) => Some(capacity_per_replica(
+        (Some(ttft_ms), Some(tpot_ms)) => Some(capacity_per_replica_with_arrivals(
             &profile,
             &mix,
             &Slo {
@@ -165,6 +174,7 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<()> {
                 tpot_ms,
                 percentile: args.slo_percentile.into(),
             },
+            args.arrival_cv2,
         )?),
         _ => None,
     };
@@ -182,8 +192,13 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<()> {
                 }
             };
             println!(
-                "{} on {} (tp {}), {} replica(s) at {} req/s",
-                profile.model, profile.gpu, profile.tensor_parallel, args.replicas, args.rate
+                "{} on {} (tp {}), {} replica(s) at {} req/s, arrival c_a² {}",
+                profile.model,
+                profile.gpu,
+                profile.tensor_parallel,
+                args.replicas,
+                args.rate,
+                args.arrival_cv2
             );
             println!(
                 "TTFT ms  p50 {}  p90 {}  p99 {}",
@@ -218,6 +233,7 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use forecasting::latency::predict;
 
     #[test]
     fn json_has_the_documented_shape_and_null_for_unbounded() {
@@ -250,6 +266,42 @@ mod tests {
         assert!(v["ttft_ms"]["p99"].is_null());
         assert!(v["tpot_ms"]["p99"].is_f64());
         assert_eq!(v["capacity_per_replica_rps"], 1.5);
+    }
+
+    #[test]
+    fn arrival_cv2_defaults_to_poisson_and_a_bad_value_is_a_clear_error() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: LatencyArgs,
+        }
+        let profile = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/profiles/llama-3.1-8b_guidellm-vllm_tp1.yaml");
+        let parse = |extra: &[&str]| {
+            let mut argv = vec![
+                "latency",
+                "--profile",
+                profile.to_str().expect("utf8"),
+                "--rate",
+                "2",
+                "--prompt-tokens",
+                "1024",
+                "--output-tokens",
+                "64",
+            ];
+            argv.extend_from_slice(extra);
+            <Cli as clap::Parser>::try_parse_from(argv)
+                .expect("parses")
+                .args
+        };
+        assert_eq!(parse(&[]).arrival_cv2, POISSON_ARRIVAL_CV2);
+        assert_eq!(parse(&["--arrival-cv2", "0"]).arrival_cv2, 0.0);
+        run(parse(&["--arrival-cv2", "0"])).expect("evenly spaced arrivals predict");
+        let err = run(parse(&["--arrival-cv2=-1"])).expect_err("negative c_a²");
+        assert!(
+            format!("{err:#}").contains("arrival squared coefficient of variation"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use forecasting::profile::fit::{CurveFit, derive_by_throughput_ratio};
 
 use super::latency::load_profile;
 use crate::profile_data::{
-    DataFormat, FitOptions, GuideLlmValidation, fit_profile, read_table, trtllm_ratio,
-    validate_guidellm,
+    DataFormat, FitOptions, GUIDELLM_CONSTANT_ARRIVAL_CV2, GuideLlmValidation, fit_profile,
+    read_table, trtllm_ratio, validate_guidellm,
 };
 
 /// `profile` subcommands.
@@ -134,6 +134,10 @@ pub struct ValidateArgs {
     /// Maximum batch of the measured server.
     #[arg(long)]
     pub max_batch: u32,
+    /// Squared coefficient of variation of the inter-arrival times the predictions assume:
+    /// 0 is what GuideLLM's `constant` strategy sends (uniform intervals); 1 is Poisson.
+    #[arg(long, default_value_t = GUIDELLM_CONSTANT_ARRIVAL_CV2)]
+    pub arrival_cv2: f64,
     /// Print every point, not only the summary.
     #[arg(long)]
     pub verbose: bool,
@@ -295,7 +299,7 @@ fn validate(a: &ValidateArgs) -> anyhow::Result<()> {
         wake_from_sleep_s: 0.0,
         cost_per_hour: 0.0,
     };
-    let v = validate_guidellm(&table, &opts)?;
+    let v = validate_guidellm(&table, &opts, a.arrival_cv2)?;
     print_validation(&v, a);
     Ok(())
 }
@@ -304,8 +308,8 @@ fn print_validation(v: &GuideLlmValidation, a: &ValidateArgs) {
     if let Some(p) = &v.profile {
         println!(
             "fitted from synchronous + {} lowest constant rates per sweep \
-             (kv_capacity_tokens {}, max_batch {}):",
-            a.low_rate_points, a.kv_capacity_tokens, a.max_batch
+             (kv_capacity_tokens {}, max_batch {}; predicted with arrival c_a² {}):",
+            a.low_rate_points, a.kv_capacity_tokens, a.max_batch, a.arrival_cv2
         );
         println!(
             "  prefill: base {:.3} ms + {:.6} ms/token + {:.3e} ms/token²",

@@ -257,6 +257,49 @@ pub fn poisson(
     out
 }
 
+/// Renewal arrivals at `rate_per_s` whose inter-arrival times have squared coefficient of
+/// variation `cv2`: evenly spaced for 0 (GuideLLM's `constant` strategy; first arrival at a
+/// random phase), [`poisson`] for 1 (the same draws), gamma-distributed otherwise (shape
+/// `1/cv2`). For checking the latency model's arrival-variability input against the simulator.
+#[must_use]
+pub fn renewal(
+    rate_per_s: f64,
+    cv2: f64,
+    duration_s: f64,
+    tokens: &TokenLengths,
+    rng: &mut SimRng,
+) -> Vec<SimRequest> {
+    if cv2 == 1.0 {
+        return poisson(rate_per_s, duration_s, tokens, rng);
+    }
+    let mean_s = 1.0 / rate_per_s;
+    let gap = |rng: &mut SimRng| {
+        if cv2 <= 0.0 {
+            mean_s
+        } else {
+            rng.gamma(1.0 / cv2, cv2 * mean_s)
+        }
+    };
+    let mut out = Vec::new();
+    let mut t = if cv2 <= 0.0 {
+        rng.uniform() * mean_s
+    } else {
+        gap(rng)
+    };
+    while t < duration_s {
+        let (p, o) = tokens.draw(rng);
+        out.push(SimRequest {
+            id: out.len(),
+            arrival_s: t,
+            prompt_tokens: p,
+            output_tokens: o,
+            hash_ids: Vec::new(),
+        });
+        t += gap(rng);
+    }
+    out
+}
+
 /// Highest request rate over any `bin_s`-long bin from 0 (req/s), for sizing to the peak.
 #[must_use]
 pub fn peak_rate_per_s(requests: &[SimRequest], bin_s: f64) -> f64 {
@@ -409,6 +452,30 @@ mod tests {
         // Weibull shape 0.4 has CV ≈ 2.8: much burstier than Poisson (CV 1).
         let cv = gaps_cv.iter().sum::<f64>() / gaps_cv.len() as f64;
         assert!(cv > 1.8, "{cv}");
+    }
+
+    #[test]
+    fn renewal_arrivals_have_the_requested_rate_and_gap_variability() {
+        let tokens = TokenLengths::Fixed {
+            prompt_tokens: 100,
+            output_tokens: 10,
+        };
+        for cv2 in [0.0, 0.5, 1.0, 4.0] {
+            let w = renewal(20.0, cv2, 1000.0, &tokens, &mut SimRng::new(5));
+            let gaps: Vec<f64> = w
+                .windows(2)
+                .map(|p| p[1].arrival_s - p[0].arrival_s)
+                .collect();
+            let m = gaps.iter().sum::<f64>() / gaps.len() as f64;
+            let v = gaps.iter().map(|g| (g - m).powi(2)).sum::<f64>() / gaps.len() as f64;
+            assert!((m - 0.05).abs() < 0.05 * 0.05, "c_a² {cv2}: mean gap {m}");
+            let got = v / (m * m);
+            assert!(
+                (got - cv2).abs() <= 0.1 * cv2.max(0.1),
+                "c_a² {cv2}: measured {got}"
+            );
+            assert!(w.iter().enumerate().all(|(i, r)| r.id == i));
+        }
     }
 
     #[test]
