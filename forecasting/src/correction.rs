@@ -117,6 +117,56 @@ impl LatencySample {
     }
 }
 
+/// What load and the engines' queues say about a latency window: whether its latency is
+/// explained by a **backlog** — requests queued while the fleet was short of replicas —
+/// rather than by how fast the GPUs are. Such a window must not move the bias: the
+/// prediction it is compared with is a steady state at the window's arrival rate, while
+/// the observed p90 carries seconds to minutes of queueing from earlier, under-provisioned
+/// minutes (measured on the backtest: `docs/sizing.md`, *Closing the loop*).
+///
+/// Two signs, each of which a GPU that is merely slower than its profile does not give
+/// while the fleet is sized for its demand:
+/// - **over capacity**: the arrival rate exceeds what the replicas that served the window
+///   carry under the SLO *by their profiles* — latency past the SLO is what the profile
+///   itself predicts there, not evidence against it (a plan covers the demand at the
+///   corrected capacity, at most the profile's, so a sized fleet is never here);
+/// - **a draining queue**: more requests wait than arrive within one TTFT bound (by
+///   Little's law a fleet meeting the bound at the SLO's percentile holds about
+///   `rate × mean wait` < `rate × bound` of them) *and* the queue is not growing. A queue
+///   that keeps growing at a rate the profile says the fleet carries is a GPU slower than
+///   profiled, saturated: that must still move the bias, or the fleet never grows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadEvidence {
+    /// Arrival rate over the window, req/s.
+    pub arrival_rps: f64,
+    /// What the replicas that served the window carry under the SLO by their profiles
+    /// (uncorrected), req/s.
+    pub profile_capacity_rps: f64,
+    /// Requests waiting in the engines' queues now; `None` when not reported.
+    pub waiting: Option<f64>,
+    /// The same at the previous observation; `None` when not reported.
+    pub previous_waiting: Option<f64>,
+    /// The TTFT bound, seconds.
+    pub ttft_bound_s: f64,
+}
+
+impl LoadEvidence {
+    /// True when the window's latency is a backlog's (see the type), so it says nothing
+    /// about the profile.
+    #[must_use]
+    pub fn is_backlog(&self) -> bool {
+        if self.arrival_rps > self.profile_capacity_rps {
+            return true;
+        }
+        match (self.waiting, self.previous_waiting) {
+            (Some(q), Some(prev)) if q.is_finite() && prev.is_finite() => {
+                q > self.arrival_rps * self.ttft_bound_s && q <= prev
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Quantised latency biases per signal, as the divisor of the SLO bound the model's
 /// prediction must meet (observed / predicted for [`BiasModel::Multiplicative`], bound /
 /// (bound − excess) for [`BiasModel::Additive`]); 1 = the profile holds.
@@ -337,6 +387,32 @@ pub fn mixture_quantile(components: &[(f64, PercentilesMs)], q: f64) -> Option<f
 mod tests {
     use super::*;
     use crate::latency::{LatencyModel, Percentile};
+
+    fn evidence(rps: f64, cap: f64, waiting: Option<f64>, prev: Option<f64>) -> LoadEvidence {
+        LoadEvidence {
+            arrival_rps: rps,
+            profile_capacity_rps: cap,
+            waiting,
+            previous_waiting: prev,
+            ttft_bound_s: 2.0,
+        }
+    }
+
+    /// The backlog rule: over the profile's capacity, or a queue of more than one TTFT
+    /// bound's arrivals that is draining, is a backlog; a queue that keeps growing at a
+    /// load the profile says the fleet carries (a slower GPU, saturated) is not, nor is a
+    /// short queue, nor an unreported one.
+    #[test]
+    fn a_backlog_is_over_capacity_or_a_long_draining_queue() {
+        assert!(evidence(50.0, 30.0, None, None).is_backlog());
+        assert!(evidence(45.0, 60.0, Some(3000.0), Some(3300.0)).is_backlog());
+        assert!(evidence(45.0, 60.0, Some(3000.0), Some(3000.0)).is_backlog());
+        assert!(!evidence(45.0, 60.0, Some(3300.0), Some(3000.0)).is_backlog());
+        assert!(!evidence(45.0, 60.0, Some(80.0), Some(200.0)).is_backlog());
+        assert!(!evidence(45.0, 60.0, None, Some(3000.0)).is_backlog());
+        assert!(!evidence(45.0, 60.0, Some(3000.0), None).is_backlog());
+        assert!(!evidence(60.0, 60.0, Some(f64::NAN), Some(3000.0)).is_backlog());
+    }
 
     fn s(observed_s: f64, predicted_s: f64) -> Option<LatencySample> {
         Some(LatencySample {

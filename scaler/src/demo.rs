@@ -523,6 +523,8 @@ impl DemoPlanner {
                 .zip(&o.engine.variants)
                 .map(|(n, v)| (n.clone(), v.ready))
                 .collect();
+            let waiting: u64 = o.engine.variants.iter().map(|v| v.waiting).sum();
+            self.fleet.observe_waiting(&m.name, Some(waiting as f64));
             self.fleet.observe_latency(
                 &m.name,
                 o.engine.ttft_p90_ms.map(|x| x / 1e3),

@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use forecasting::burstiness::{DispersionEstimator, burst_demand_per_s, z_of};
 use forecasting::capacity::{Capacity, Slo, capacity_per_replica};
 use forecasting::correction::{
-    Bias, CorrectionSettings, LatencyBias, LatencySample, corrected_capacity_rps, mixture_quantile,
+    Bias, CorrectionSettings, LatencyBias, LatencySample, LoadEvidence, corrected_capacity_rps,
+    mixture_quantile,
 };
 use forecasting::forecast::{Forecaster, ForecasterConfig, Method, QUANTILE_LEVELS};
 use forecasting::latency::{LatencyModel, Percentile, RequestMix};
@@ -154,7 +155,26 @@ pub struct ModelPipeline {
     /// How long a request may queue before its TTFT bound is at risk: the bound minus the
     /// slowest variant's idle median TTFT, seconds.
     queue_budget_s: f64,
+    /// Requests waiting in the engines' queues, reported for this window and the previous
+    /// one (`observe_waiting`), for the backlog rule (`LoadEvidence`).
+    waiting: Option<f64>,
+    previous_waiting: Option<f64>,
+    /// Until when latency windows are not learnt from: `BACKLOG_HOLD_WINDOWS` metrics
+    /// windows past the last backlog (their p90s still hold requests that queued in it).
+    backlog_hold_until_s: f64,
+    /// Window of the engines' latency percentiles and of the demand rate, seconds.
+    metrics_window_s: f64,
 }
+
+/// Metrics window assumed until [`ModelPipeline::with_burst_sizing`] says otherwise.
+const DEFAULT_METRICS_WINDOW_S: f64 = 60.0;
+
+/// Metrics windows after a backlog during which latency is not learnt from: the next
+/// window's TTFTs include requests that queued in it, and its TPOTs those of requests that
+/// decoded in the backlog's oversized batches and finish later (measured on the ServeGen
+/// `m-large` hour: one window was not enough, TPOT p90 169 ms against ~20 ms the window
+/// after).
+const BACKLOG_HOLD_WINDOWS: f64 = 2.0;
 
 impl std::fmt::Debug for ModelPipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -246,6 +266,10 @@ impl ModelPipeline {
             active_rps: 0.0,
             dispersion: None,
             queue_budget_s,
+            waiting: None,
+            previous_waiting: None,
+            backlog_hold_until_s: f64::NEG_INFINITY,
+            metrics_window_s: DEFAULT_METRICS_WINDOW_S,
         })
     }
 
@@ -342,7 +366,21 @@ impl ModelPipeline {
     #[must_use]
     pub fn with_burst_sizing(mut self, sample_window_s: f64) -> Self {
         self.dispersion = Some(DispersionEstimator::new(sample_window_s, BURST_MEMORY_S));
+        if sample_window_s.is_finite() && sample_window_s > 0.0 {
+            // The latency percentiles are over the same window as the demand rate.
+            self.metrics_window_s = sample_window_s;
+        }
         self
+    }
+
+    /// Feeds the requests waiting in the engines' queues now (vLLM
+    /// `num_requests_waiting`, summed over replicas; `None`: not reported), before
+    /// [`Self::observe_latency`] for the same window: a long queue that is draining marks
+    /// the window's latency as a backlog's, which the correction does not learn from
+    /// (`forecasting::correction::LoadEvidence`).
+    pub fn observe_waiting(&mut self, waiting: Option<f64>) {
+        self.previous_waiting = self.waiting;
+        self.waiting = waiting.filter(|w| w.is_finite() && *w >= 0.0);
     }
 
     /// The learnt index of dispersion of arrivals (1 = Poisson), once known.
@@ -453,7 +491,10 @@ impl ModelPipeline {
     /// reported last, which counts replicas still in their cold start. Load is assumed spread
     /// across variants in proportion to their capacity (least-loaded routing) and the
     /// prediction compared is the p90 of the mixture of the variants' latencies. A window
-    /// whose prediction is saturated or that has no serving replica says nothing.
+    /// whose prediction is saturated or that has no serving replica says nothing, nor does a
+    /// backlog's (`LoadEvidence`: the demand over the serving replicas' profile capacity, or
+    /// a long queue draining — see [`Self::observe_waiting`]) or the next two metrics
+    /// windows after one.
     pub fn observe_latency(
         &mut self,
         ttft_p90_s: Option<f64>,
@@ -477,6 +518,20 @@ impl ModelPipeline {
             .map(|(v, n)| f64::from(*n) * v.capacity.rate_per_s)
             .sum();
         if total_cap <= 0.0 || rps <= 0.0 {
+            return self.correction.bias();
+        }
+        let now_s = self.last.map_or(0.0, |(t, _)| t);
+        let evidence = LoadEvidence {
+            arrival_rps: rps,
+            profile_capacity_rps: total_cap,
+            waiting: self.waiting,
+            previous_waiting: self.previous_waiting,
+            ttft_bound_s: self.target.slo.ttft_ms / 1e3,
+        };
+        if evidence.is_backlog() {
+            self.backlog_hold_until_s = now_s + BACKLOG_HOLD_WINDOWS * self.metrics_window_s;
+        }
+        if now_s < self.backlog_hold_until_s {
             return self.correction.bias();
         }
         let (mut ttft, mut tpot) = (Vec::new(), Vec::new());
@@ -696,6 +751,13 @@ impl Fleet {
     ) {
         if let Some(m) = self.models.iter_mut().find(|m| m.name == model) {
             m.observe_latency(ttft_p90_s, tpot_p90_s, serving);
+        }
+    }
+
+    /// Feeds one model's engine queue length (see [`ModelPipeline::observe_waiting`]).
+    pub fn observe_waiting(&mut self, model: &str, waiting: Option<f64>) {
+        if let Some(m) = self.models.iter_mut().find(|m| m.name == model) {
+            m.observe_waiting(waiting);
         }
     }
 
@@ -1091,6 +1153,102 @@ mod tests {
             "{n} replicas (first {first:?}): {p:?}"
         );
         assert!(n > first.unwrap(), "{first:?} -> {n}");
+    }
+
+    /// The same GPU, with the engines' queue reported as it would be: by Little's law while
+    /// the real GPU keeps up, growing while it is saturated. The backlog rule must not stop
+    /// the correction here (a queue that grows at a load the profile says the fleet carries
+    /// is a slow GPU, not a backlog).
+    #[test]
+    fn a_truly_slower_gpu_with_its_queue_reported_still_converges() {
+        let mut i = input();
+        i.variants.truncate(1);
+        let truth = LatencyModel::new(&profile(4.0, 1.0 / 1.5), &i.mix).unwrap();
+        let slo = i.target.slo;
+        let mut fleet = Fleet::new(
+            vec![ModelPipeline::new(i, StabilizerSettings::default()).unwrap()],
+            None,
+        );
+        let rps = 60.0;
+        let (mut n, mut first, mut queue) = (0, None, 0.0);
+        for k in 0..300 {
+            let t = f64::from(k) * 15.0;
+            fleet.observe("llama", t, rps);
+            if n > 0 {
+                let p = truth.predict(rps, n).unwrap();
+                let ttft = if p.saturated {
+                    queue += 0.2 * rps * 15.0;
+                    queue / rps
+                } else {
+                    queue = rps * p.ttft_ms.p50 / 1e3;
+                    p.ttft_ms.p90 / 1e3
+                };
+                let on = BTreeMap::from([("fast".to_string(), n)]);
+                fleet.observe_waiting("llama", Some(queue));
+                fleet.observe_latency("llama", Some(ttft), Some(p.tpot_ms.p90 / 1e3), Some(&on));
+            }
+            n = planned_total(&fleet.tick(t)) as u32;
+            first.get_or_insert(n);
+        }
+        let p = truth.predict(rps, n).unwrap();
+        assert!(
+            !p.saturated
+                && p.ttft_ms.p90 <= 1.03 * slo.ttft_ms
+                && p.tpot_ms.p90 <= 1.03 * slo.tpot_ms,
+            "{n} replicas (first {first:?}): {p:?}"
+        );
+        assert!(n > first.unwrap(), "{first:?} -> {n}");
+    }
+
+    /// A backlog — requests queued while the fleet was short — does not move the bias: the
+    /// demand over the serving replicas' profile capacity, then a long queue draining on a
+    /// fleet that now carries the demand, with observed p90s of tens of seconds. The next
+    /// window after the queue is back to normal is not learnt from either (its p90s still
+    /// hold requests that queued). The same latencies without the queue reported do move
+    /// it (the control: the rule, not the smoothing, keeps it at 1).
+    #[test]
+    fn a_backlog_does_not_move_the_latency_bias() {
+        let run = |report_queue: bool| {
+            let mut fleet = Fleet::new(
+                vec![ModelPipeline::new(input(), StabilizerSettings::default()).unwrap()],
+                None,
+            );
+            let cap = fleet.models()[0].capacities()["fast"];
+            // TPOT as the model predicts on the fleet that carries the demand.
+            let [_, tpot, ..] = predicted(&fleet.models()[0], &serving(5, 0), 3.0 * cap);
+            let mut t = 0.0;
+            let mut step = |fleet: &mut Fleet, rps: f64, n: u32, ttft_s: f64, queue: f64| {
+                t += 15.0;
+                fleet.observe("llama", t, rps);
+                if report_queue {
+                    fleet.observe_waiting("llama", Some(queue));
+                }
+                let on = BTreeMap::from([("fast".to_string(), n)]);
+                fleet.observe_latency("llama", Some(ttft_s), Some(tpot), Some(&on));
+            };
+            // Short of replicas: 2 serve 3 replicas' worth of capacity, the queue grows.
+            for k in 0..10 {
+                step(
+                    &mut fleet,
+                    3.0 * cap,
+                    2,
+                    5.0 + f64::from(k),
+                    100.0 * f64::from(k),
+                );
+            }
+            // Replicas ready: 5 carry the demand, the queue drains over minutes.
+            for k in 0..20 {
+                let queue = 1000.0 - 50.0 * f64::from(k);
+                step(&mut fleet, 3.0 * cap, 5, 30.0, queue);
+            }
+            // Drained: one window still holds requests that queued.
+            step(&mut fleet, 3.0 * cap, 5, 20.0, 0.0);
+            fleet.models()[0].latency_bias()
+        };
+        let held = run(true);
+        assert!(held.is_none(), "{held:?}");
+        let learnt_without_queue = run(false);
+        assert!(learnt_without_queue.ttft > 1.5, "{learnt_without_queue:?}");
     }
 
     /// Observed TTFT 1.5× the model's but far inside the SLO (TPOT as predicted): the

@@ -273,6 +273,7 @@ impl Planner for FleetPlanner {
                 Some(Ok(r)) => {
                     self.fleet.observe(name, t_s, r.requests_per_s);
                     if let Some(o) = &r.observation {
+                        self.fleet.observe_waiting(name, o.waiting);
                         self.fleet.observe_latency(
                             name,
                             o.ttft_p90_s,

@@ -136,6 +136,16 @@ pub struct SimReport {
     pub timeline: Vec<TimelinePoint>,
     /// Scale-to-zero, warm-pool and scale-down figures (issue 9).
     pub scale_to_zero: super::tier_metrics::ScaleToZeroReport,
+    /// How the oracle's schedule was found (the `oracle` row only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<super::policy::oracle::OracleSearch>,
+}
+
+/// True when the request met both bounds (the `both` attainment's rule).
+#[must_use]
+pub fn meets_both(o: &RequestOutcome, ttft_bound_ms: f64, tpot_bound_ms: f64) -> bool {
+    o.ttft_s.is_some_and(|t| t * 1000.0 <= ttft_bound_ms)
+        && o.tpot_s.is_some_and(|t| t * 1000.0 <= tpot_bound_ms)
 }
 
 /// Nearest-rank percentile of sorted values.

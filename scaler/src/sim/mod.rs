@@ -429,6 +429,18 @@ pub fn simulate_with_progress(
     policy: &mut dyn Policy,
     progress: &mut dyn FnMut(usize, usize),
 ) -> SimReport {
+    simulate_with_outcomes(requests, spec, policy, progress).0
+}
+
+/// [`simulate_with_progress`], also returning every request's outcome (index = request id):
+/// what the oracle's search reads to find the minutes that missed the SLO.
+#[must_use]
+pub fn simulate_with_outcomes(
+    requests: &[SimRequest],
+    spec: &FleetSpec,
+    policy: &mut dyn Policy,
+    progress: &mut dyn FnMut(usize, usize),
+) -> (SimReport, Vec<RequestOutcome>) {
     let nv = spec.variants.len();
     let mut sim = Sim {
         spec,
@@ -617,7 +629,7 @@ pub fn simulate_with_progress(
     scale_to_zero.cost_with_warm_fraction =
         variants.iter().map(|u| u.cost).sum::<f64>() - full_warm + scale_to_zero.warm_cost;
     let completed = sim.outcomes.iter().filter(|o| o.tpot_s.is_some()).count();
-    SimReport {
+    let report = SimReport {
         name: policy.name().to_string(),
         requests: requests.len(),
         completed,
@@ -645,5 +657,7 @@ pub fn simulate_with_progress(
         simulated_s: end_s,
         timeline,
         scale_to_zero,
-    }
+        oracle: None,
+    };
+    (report, sim.outcomes)
 }

@@ -277,6 +277,7 @@ mod tests {
                 request_after_scale_down: after.to_vec(),
                 ..ScaleToZeroReport::default()
             },
+            oracle: None,
         }
     }
 

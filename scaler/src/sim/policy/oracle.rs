@@ -1,33 +1,183 @@
-//! `oracle`: knows the future arrivals, and is the cost reference ("lower bound") of the
-//! backtest.
+//! `oracle`: knows the future arrivals, and is the cost reference of the backtest.
 //!
-//! At construction it computes, for every 60 s bin of the workload, the **cheapest integer
-//! mix of replicas across all variants** whose analytic capacity under the SLO covers that
-//! bin's arrival rate (the exact least-cost planner `crate::sizing::plan_fleet`, the one
-//! `slo-scaler` uses, with nothing running beforehand so nothing biases it): the lower
-//! bound. At each sync it asks for the cheapest cover of the highest bin rate from now
-//! until a cold start plus one bin has passed (replicas asked for now serve only then), and
-//! goes through
-//! the same KEDA/HPA semantics as every policy (cold starts, HPA tolerance, scale-down
-//! window). It may scale to zero.
+//! Two layers (`docs/simulator.md`, section *Oracle*):
 //!
-//! Why it is a lower bound, and on what (`docs/simulator.md`, section *Oracle*): let a
-//! schedule *cover* the workload when, in every bin, the variants serving hold analytic
-//! capacity at least that bin's rate. Any covering schedule pays in every bin at least the
-//! cheapest cover of that bin ([`Oracle::lower_bound_cost`], exact by the planner's
-//! optimality), and the oracle pays exactly that plus only what cold starts and the
-//! common HPA rules force on every policy (replicas billed from their start, the 300 s
-//! scale-down window). A cheaper policy must leave some bin under-covered at the analytic
-//! capacity; since that capacity is, if anything, optimistic (`docs/simulator.md`,
-//! *Cross-check*), under-covering costs attainment. The backtest tests check the
-//! consequence on real traces: no policy is cheaper than the oracle at an attainment at
-//! least the oracle's. It is not a bound against a policy that knows a capacity better than
-//! the analytic model's; its attainment is below 100 % where that model is optimistic.
+//! - [`Oracle`], the **analytic cover**: at construction it computes, for every 60 s bin of
+//!   the workload, the cheapest integer mix of replicas across all variants whose analytic
+//!   capacity under the SLO covers that bin's arrival rate (the exact least-cost planner
+//!   `crate::sizing::plan_fleet`, the one `slo-scaler` uses, with nothing running
+//!   beforehand). At each sync it asks for the cheapest cover of the highest bin rate from
+//!   now until a cold start plus one bin has passed (replicas asked for now serve only
+//!   then), through the same KEDA/HPA semantics as every policy; it may scale to zero. Any
+//!   schedule covering every bin at the analytic capacity pays at least
+//!   [`Oracle::lower_bound_cost`]. The analytic capacity is optimistic on the traces, so
+//!   this schedule alone misses the SLO (79–96 % on the issue-7 rows).
+//! - [`search`], what the backtest reports as `oracle`: the analytic cover with each bin's
+//!   rate raised, round by simulated round, where the simulator shows the bin's requests
+//!   missing [`TARGET_ATTAINMENT`], until the run meets it. Where it does, its cost is an
+//!   upper bound on the cheapest schedule meeting the target (not a lower bound: a policy
+//!   may be cheaper at equal attainment), and `lower_bound_cost` is reported beside it.
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use super::{Observation, Policy, PolicyContext, Wish};
+use crate::sim::metrics::{SimReport, meets_both};
+use crate::sim::workload::SimRequest;
+use crate::sim::{FleetSpec, simulate_with_outcomes};
 use crate::sizing::{ModelSpec, Problem, VariantSpec, plan_fleet};
+
+/// Share of requests the oracle's schedule serves within both SLO bounds in the simulator
+/// (when the search can reach it): issue 7's target for our policy, so that "× oracle"
+/// compares with a schedule meeting it.
+pub const TARGET_ATTAINMENT: f64 = 0.99;
+/// Most simulations the search runs (the first is the analytic cover).
+pub const MAX_ROUNDS: u32 = 10;
+/// Factor by which a missing bin's covered rate is raised per round.
+const RAISE: f64 = 1.25;
+/// Largest total factor on one bin's rate.
+const MAX_RAISE: f64 = 8.0;
+
+/// How the oracle's schedule was found (`backtest --format json`, the oracle's `oracle`
+/// field; `docs/simulator.md`, section *Oracle*).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OracleSearch {
+    /// Share of requests within both bounds the search aims for.
+    pub target_attainment: f64,
+    /// Simulations run.
+    pub rounds: u32,
+    /// Whether the reported schedule reaches the target.
+    pub met_target: bool,
+    /// Σ over 60 s bins of the cheapest analytic cover of the bin's rate ($): a lower bound
+    /// on any schedule covering every bin at the analytic capacity, ignoring cold starts.
+    pub lower_bound_cost: f64,
+    /// Cost and both-attainment of the first round: covering the bins' own rates at the
+    /// analytic capacity (the oracle before the search).
+    pub analytic_cost: f64,
+    /// See `analytic_cost`.
+    pub analytic_attainment: f64,
+    /// Bins whose covered rate the search raised, of all bins.
+    pub raised_bins: usize,
+    /// Bins in the workload.
+    pub bins: usize,
+    /// Largest factor on a bin's rate.
+    pub max_raise: f64,
+}
+
+/// The oracle the backtest reports: the clairvoyant cheapest cover, with the rate each
+/// 60 s bin must cover raised, bin by bin, where the simulator shows the analytic capacity
+/// falls short. Round 1 covers every bin's own arrival rate at the analytic capacity (the
+/// [`Oracle`] of [`Oracle::new`]) and is simulated; every bin whose requests (by arrival)
+/// meet both bounds less often than [`TARGET_ATTAINMENT`] has its covered rate raised by
+/// ×1.25 (at most ×8 in all) and the next round is simulated, until the whole run meets the
+/// target or [`MAX_ROUNDS`] have run. A raise that changed its bin's cover without
+/// improving the bin is taken back and the bin frozen (its misses are not capacity's: a
+/// prompt no replica serves within the TTFT bound even idle, a request too large for any
+/// KV cache). Deterministic: every round is
+/// a deterministic simulation of the same requests. Returns the last round's report (with
+/// [`OracleSearch`] attached) — the schedule that meets the target when one was found.
+pub fn search(
+    ctx: &PolicyContext,
+    requests: &[SimRequest],
+    spec: &FleetSpec,
+    progress: &mut dyn FnMut(usize, usize),
+) -> SimReport {
+    let bins = ctx.arrival_rates_per_s.len();
+    let bin_s = ctx.arrival_bin_s;
+    let bin_of = |r: &SimRequest| {
+        ((r.arrival_s / bin_s).floor().max(0.0) as usize).min(bins.saturating_sub(1))
+    };
+    let mut raise = vec![1.0f64; bins];
+    let mut frozen = vec![false; bins];
+    let mut last_raised: Vec<usize> = Vec::new();
+    let mut previous_share: Vec<f64> = vec![f64::NAN; bins];
+    let lower_bound_cost = Oracle::new(ctx).lower_bound_cost();
+    let caps: Vec<f64> = (0..ctx.variants.len())
+        .map(|i| ctx.capacity_rps(i))
+        .collect();
+    let mut analytic = None;
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let raised_ctx = PolicyContext {
+            arrival_rates_per_s: ctx
+                .arrival_rates_per_s
+                .iter()
+                .zip(&raise)
+                .map(|(r, k)| r * k)
+                .collect(),
+            ..ctx.clone()
+        };
+        let mut oracle = Oracle::new(&raised_ctx);
+        let (mut report, outcomes) = simulate_with_outcomes(requests, spec, &mut oracle, progress);
+        analytic.get_or_insert((report.cost, report.attainment.both));
+        let (mut met, mut total) = (vec![0u32; bins], vec![0u32; bins]);
+        for (r, o) in requests.iter().zip(&outcomes) {
+            if bins == 0 {
+                break;
+            }
+            let b = bin_of(r);
+            total[b] += 1;
+            met[b] += u32::from(meets_both(o, spec.slo.ttft_ms, spec.slo.tpot_ms));
+        }
+        let share: Vec<f64> = met
+            .iter()
+            .zip(&total)
+            .map(|(m, t)| {
+                if *t == 0 {
+                    1.0
+                } else {
+                    f64::from(*m) / f64::from(*t)
+                }
+            })
+            .collect();
+        // Raises that changed their bin's cover but not its misses are taken back, and the
+        // bin left alone (a raise the integer cover absorbs changed nothing yet).
+        for &b in &last_raised {
+            let rate = ctx.arrival_rates_per_s[b];
+            let changed = cheapest_cover(ctx, &caps, rate * raise[b]).0
+                != cheapest_cover(ctx, &caps, rate * raise[b] / RAISE).0;
+            if changed && share[b] <= previous_share[b] + 1e-9 {
+                raise[b] /= RAISE;
+                frozen[b] = true;
+            }
+        }
+        let met_target = report.attainment.both >= TARGET_ATTAINMENT;
+        let candidates: Vec<usize> = (0..bins)
+            .filter(|&b| {
+                share[b] < TARGET_ATTAINMENT && !frozen[b] && raise[b] * RAISE <= MAX_RAISE
+            })
+            .collect();
+        if met_target || rounds >= MAX_ROUNDS || candidates.is_empty() {
+            // The schedule simulated this round (a raise taken back above is not in it).
+            let (analytic_cost, analytic_attainment) = analytic.unwrap_or((0.0, 0.0));
+            let raise_run: Vec<f64> = raised_ctx
+                .arrival_rates_per_s
+                .iter()
+                .zip(&ctx.arrival_rates_per_s)
+                .map(|(a, b)| if *b > 0.0 { a / b } else { 1.0 })
+                .collect();
+            report.oracle = Some(OracleSearch {
+                target_attainment: TARGET_ATTAINMENT,
+                rounds,
+                met_target,
+                lower_bound_cost,
+                analytic_cost,
+                analytic_attainment,
+                raised_bins: raise_run.iter().filter(|k| **k > 1.0 + 1e-9).count(),
+                bins,
+                max_raise: raise_run.iter().copied().fold(1.0, f64::max),
+            });
+            return report;
+        }
+        for &b in &candidates {
+            raise[b] *= RAISE;
+        }
+        previous_share = share;
+        last_raised = candidates;
+    }
+}
 
 /// Clairvoyant least-cost covering schedule.
 #[derive(Debug, Clone)]

@@ -125,9 +125,15 @@ impl Policy for SloScaler {
             .flatten()
             .map(|x| x / 1e3);
         let tpot_s = obs.tpot_p90_ms.map(|x| x / 1e3);
+        // What the engines report as `num_requests_waiting` (the gateway's queue is not
+        // theirs): a long queue draining is a backlog, not a slow GPU.
+        let waiting: u64 = obs.variants.iter().map(|v| v.waiting).sum();
         self.core.plan(
             obs,
-            |fleet| fleet.observe_latency(MODEL, ttft_s, tpot_s, Some(&serving)),
+            |fleet| {
+                fleet.observe_waiting(MODEL, Some(waiting as f64));
+                fleet.observe_latency(MODEL, ttft_s, tpot_s, Some(&serving));
+            },
             |_, _| {},
         )
     }
