@@ -68,9 +68,15 @@ fn warm_pool_vs_plain(client: u32) -> Option<(SimReport, SimReport)> {
         warm.requests_waited_on_cold_start,
         plain.requests_waited_on_cold_start
     );
-    // Plain goes cold in several idle spells; the warm pool in none.
+    // Plain goes cold in several idle spells; the warm pool in fewer (it goes cold where
+    // the learnt return forecast says nobody comes back, and is sometimes wrong).
     assert!(plain.scale_to_zero.idle_spells_cold > 0);
-    assert_eq!(warm.scale_to_zero.idle_spells_cold, 0);
+    assert!(
+        warm.scale_to_zero.idle_spells_cold < plain.scale_to_zero.idle_spells_cold,
+        "{} vs {}",
+        warm.scale_to_zero.idle_spells_cold,
+        plain.scale_to_zero.idle_spells_cold
+    );
     assert!(warm.scale_to_zero.wakes > 0 && warm.scale_to_zero.warm_gpu_hours > 0.0);
     // Every planned pod serves at the default warm cost fraction: no attainment lost to
     // sleeping pods (it was 5.7 points lower when they slept).
@@ -88,10 +94,11 @@ fn the_default_warm_pool_removes_cold_start_waits_after_idle_spells() {
     let Some((plain, warm)) = warm_pool_vs_plain(133) else {
         return;
     };
-    // Sleeping pods billed as full GPUs: measured +13.8 %, above the 10 % — the
-    // warm GPU through this client's long idle spells (see docs/BENCHMARKS.md).
+    // Sleeping pods billed as full GPUs: measured +8.9 % (+13.9 % with the day-long TTL
+    // alone): the pod goes cold once the idle spell outlasts the spells seen before
+    // (docs/BENCHMARKS.md).
     assert!(
-        warm.cost <= 1.15 * plain.cost,
+        warm.cost <= 1.10 * plain.cost,
         "{} vs {}",
         warm.cost,
         plain.cost
