@@ -16,10 +16,13 @@
 //! falls below the critical ratio `c_u / (c_u + c_o)`, where `c_u` is what the requests a
 //! missing replica would serve during a cold start cost by waiting and `c_o` what a warm
 //! replica costs over that horizon. When the model is **idle** (fewer than one request
-//! expected while a wake runs) every replica sleeps, and the last ones go **cold** after a
-//! TTL: a ski-rental break-even, the cost of one cold-start episode (the requests that
-//! would wait on it, from the forecast or the last active spell) divided by a warm
-//! replica's cost per second. `IsActive` is false only when nothing is hot or warm.
+//! expected while a wake runs) every replica sleeps, and a pod is kept — or started, cold,
+//! ahead of a predicted return — while one cold-start episode (the requests that would
+//! wait on it) weighed by the probability that demand returns within a cold start
+//! (`crate::return_forecast`, learnt per model) costs more than a warm replica over that
+//! span: the hazard form of the ski rental. Before anything is learnt, a TTL: the episode
+//! cost divided by a warm replica's cost per second (the same rule under a scale-free
+//! prior on idle-spell lengths). `IsActive` is false only when nothing is hot or warm.
 
 use serde::Deserialize;
 
