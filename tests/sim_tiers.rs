@@ -1,9 +1,9 @@
 //! Warm pools and KV-cache-aware scale-down in the simulator (issue 9), on real traces read
 //! at run time from `../shared/data` (or `SLO_SCALER_DATA_DIR`; skipped with a message when
-//! absent): the warm pool with its default settings against plain scale-to-zero on two
-//! ServeGen clients with idle spells (133, the issue's, and 110; the defaults come from
-//! prices, not from either), and KV-aware victims against the ReplicaSet's default on
-//! Mooncake.
+//! absent): the warm pool with its default settings against plain scale-to-zero on three
+//! ServeGen clients with idle spells (133, the issue's, and 110 on their first day; 45 on
+//! its second with the first as history; the defaults come from prices, not from these),
+//! and KV-aware victims against the ReplicaSet's default on Mooncake.
 
 use std::path::PathBuf;
 
@@ -117,6 +117,42 @@ fn the_defaults_hold_on_a_client_they_were_not_chosen_on() {
         warm.cost,
         plain.cost
     );
+}
+
+/// Day 2 of client 45 with day 1 as history (as `serve` backfills it): the time-of-day
+/// return forecast lets the nights go cold and starts a pod ahead of the morning return,
+/// so both issue targets hold (measured −100 % waits at +5.3 %; with the day-long TTL
+/// alone it was +28.9 %, docs/BENCHMARKS.md).
+#[test]
+fn a_day_of_history_lets_nights_go_cold_without_cold_start_waits() {
+    let Some(data) = data() else { return };
+    let trace = data.join("traces/servegen/language/m-large/chunk-45-trace.csv");
+    let a = args(trace, 86_400.0, 86_400.0);
+    let mut r = run(&a, "scale-to-zero,slo-scaler-warm", None);
+    let (warm, plain) = (r.pop().unwrap(), r.pop().unwrap());
+    eprintln!(
+        "client 45 day 2: plain waited {} cost {:.2}; warm waited {} cost {:.2} warm GPU-h {:.2}",
+        plain.requests_waited_on_cold_start,
+        plain.cost,
+        warm.requests_waited_on_cold_start,
+        warm.cost,
+        warm.scale_to_zero.warm_gpu_hours
+    );
+    assert!(plain.requests_waited_on_cold_start > 100);
+    assert!(
+        warm.requests_waited_on_cold_start * 10 <= plain.requests_waited_on_cold_start,
+        "≥ 90 % fewer cold-start waits: {} vs {}",
+        warm.requests_waited_on_cold_start,
+        plain.requests_waited_on_cold_start
+    );
+    assert!(
+        warm.cost <= 1.10 * plain.cost,
+        "≤ 10 % extra GPU cost: {} vs {}",
+        warm.cost,
+        plain.cost
+    );
+    // Not by keeping nothing: the pool still sleeps and wakes through the day.
+    assert!(warm.scale_to_zero.wakes > 0 && warm.scale_to_zero.warm_gpu_hours > 0.5);
 }
 
 #[test]
