@@ -1,9 +1,9 @@
 //! Warm pools and KV-cache-aware scale-down in the simulator (issue 9), on real traces read
 //! at run time from `../shared/data` (or `SLO_SCALER_DATA_DIR`; skipped with a message when
-//! absent): the warm pool with its default settings against plain scale-to-zero on two
-//! ServeGen clients with idle spells (133, the issue's, and 110; the defaults come from
-//! prices, not from either), and KV-aware victims against the ReplicaSet's default on
-//! Mooncake.
+//! absent): the warm pool with its default settings against plain scale-to-zero on three
+//! ServeGen clients with idle spells (133, the issue's, and 110 on their first day; 45 on
+//! its second with the first as history; the defaults come from prices, not from these),
+//! and KV-aware victims against the ReplicaSet's default on Mooncake.
 
 use std::path::PathBuf;
 
@@ -68,9 +68,15 @@ fn warm_pool_vs_plain(client: u32) -> Option<(SimReport, SimReport)> {
         warm.requests_waited_on_cold_start,
         plain.requests_waited_on_cold_start
     );
-    // Plain goes cold in several idle spells; the warm pool in none.
+    // Plain goes cold in several idle spells; the warm pool in fewer (it goes cold where
+    // the learnt return forecast says nobody comes back, and is sometimes wrong).
     assert!(plain.scale_to_zero.idle_spells_cold > 0);
-    assert_eq!(warm.scale_to_zero.idle_spells_cold, 0);
+    assert!(
+        warm.scale_to_zero.idle_spells_cold < plain.scale_to_zero.idle_spells_cold,
+        "{} vs {}",
+        warm.scale_to_zero.idle_spells_cold,
+        plain.scale_to_zero.idle_spells_cold
+    );
     assert!(warm.scale_to_zero.wakes > 0 && warm.scale_to_zero.warm_gpu_hours > 0.0);
     // Every planned pod serves at the default warm cost fraction: no attainment lost to
     // sleeping pods (it was 5.7 points lower when they slept).
@@ -88,10 +94,11 @@ fn the_default_warm_pool_removes_cold_start_waits_after_idle_spells() {
     let Some((plain, warm)) = warm_pool_vs_plain(133) else {
         return;
     };
-    // Sleeping pods billed as full GPUs: measured +13.8 %, above the issue's 10 % — the
-    // warm GPU through this client's long idle spells (see docs/BENCHMARKS.md).
+    // Sleeping pods billed as full GPUs: measured +8.9 % (+13.9 % with the day-long TTL
+    // alone): the pod goes cold once the idle spell outlasts the spells seen before
+    // (docs/BENCHMARKS.md).
     assert!(
-        warm.cost <= 1.15 * plain.cost,
+        warm.cost <= 1.10 * plain.cost,
         "{} vs {}",
         warm.cost,
         plain.cost
@@ -110,6 +117,42 @@ fn the_defaults_hold_on_a_client_they_were_not_chosen_on() {
         warm.cost,
         plain.cost
     );
+}
+
+/// Day 2 of client 45 with day 1 as history (as `serve` backfills it): the time-of-day
+/// return forecast lets the nights go cold and starts a pod ahead of the morning return,
+/// so both issue targets hold (measured −100 % waits at +5.3 %; with the day-long TTL
+/// alone it was +28.9 %, docs/BENCHMARKS.md).
+#[test]
+fn a_day_of_history_lets_nights_go_cold_without_cold_start_waits() {
+    let Some(data) = data() else { return };
+    let trace = data.join("traces/servegen/language/m-large/chunk-45-trace.csv");
+    let a = args(trace, 86_400.0, 86_400.0);
+    let mut r = run(&a, "scale-to-zero,slo-scaler-warm", None);
+    let (warm, plain) = (r.pop().unwrap(), r.pop().unwrap());
+    eprintln!(
+        "client 45 day 2: plain waited {} cost {:.2}; warm waited {} cost {:.2} warm GPU-h {:.2}",
+        plain.requests_waited_on_cold_start,
+        plain.cost,
+        warm.requests_waited_on_cold_start,
+        warm.cost,
+        warm.scale_to_zero.warm_gpu_hours
+    );
+    assert!(plain.requests_waited_on_cold_start > 100);
+    assert!(
+        warm.requests_waited_on_cold_start * 10 <= plain.requests_waited_on_cold_start,
+        "≥ 90 % fewer cold-start waits: {} vs {}",
+        warm.requests_waited_on_cold_start,
+        plain.requests_waited_on_cold_start
+    );
+    assert!(
+        warm.cost <= 1.10 * plain.cost,
+        "≤ 10 % extra GPU cost: {} vs {}",
+        warm.cost,
+        plain.cost
+    );
+    // Not by keeping nothing: the pool still sleeps and wakes through the day.
+    assert!(warm.scale_to_zero.wakes > 0 && warm.scale_to_zero.warm_gpu_hours > 0.5);
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod planner;
 pub mod plot;
 pub mod profile_data;
 pub mod recommend;
+pub mod return_forecast;
 pub mod server;
 pub mod sim;
 pub mod sizing;

@@ -149,6 +149,8 @@ pub struct ModelPipeline {
     last_hot_s: Option<f64>,
     /// Smoothed demand of active spells (req/s), for the idle TTL.
     active_rps: f64,
+    /// When demand returns after it stops (the tier rule's warm/cold decision).
+    returns: crate::return_forecast::ReturnForecast,
     /// Burst sizing: the dispersion of arrivals learnt from the demand samples (`None`: off,
     /// the samples' window unknown).
     dispersion: Option<DispersionEstimator>,
@@ -264,6 +266,7 @@ impl ModelPipeline {
             tiers: None,
             last_hot_s: None,
             active_rps: 0.0,
+            returns: crate::return_forecast::ReturnForecast::new(),
             dispersion: None,
             queue_budget_s,
             waiting: None,
@@ -332,6 +335,8 @@ impl ModelPipeline {
             demand_expected_rps: expected.max(0.0),
             recent_active_rps: self.active_rps,
             idle_for_s: (now_s - self.last_hot_s.unwrap_or(now_s)).max(0.0),
+            return_now: self.returns.odds(now_s, 0.0, self.horizon_s),
+            return_after_cold_start: self.returns.odds(now_s, self.horizon_s, self.horizon_s),
         }
     }
 
@@ -355,6 +360,10 @@ impl ModelPipeline {
                 .insert("tier_idle", if t.idle { 1.0 } else { 0.0 });
             d.details
                 .insert("tier_active", if t.active { 1.0 } else { 0.0 });
+            d.details.insert(
+                "tier_return_probability",
+                t.return_probability.unwrap_or(f64::NAN),
+            );
             d.reason = format!("{}; tiers: {}", d.reason, p.reason);
         }
     }
@@ -459,6 +468,7 @@ impl ModelPipeline {
         if let Some(d) = &mut self.dispersion {
             d.observe(now_s, rps);
         }
+        self.returns.observe(now_s, rps);
         let interval = self.forecaster.config().interval_s;
         let idx = (now_s / interval).floor() as i64;
         match &mut self.bucket {
@@ -1299,6 +1309,63 @@ mod tests {
         let m = &fleet.models()[0];
         assert!(m.latency_bias().is_none(), "{:?}", m.latency_bias());
         assert!(m.capacity_factors().values().all(|f| *f == 1.0));
+    }
+
+    /// What `serve` does with a warm pool: after two days of demand from 08:00 to 17:00
+    /// (backfilled history), the third night goes cold (no day had demand at 02:00) and a
+    /// pod is started before 08:00, ahead of the return the days before saw.
+    #[test]
+    fn tiers_go_cold_at_night_and_start_a_pod_before_the_morning_return() {
+        let day = 86_400.0;
+        let rate = |t: f64| {
+            let h = (t % day) / 3600.0;
+            if (8.0..17.0).contains(&h) { 5.0 } else { 0.0 }
+        };
+        let history: Vec<(f64, f64)> = (0..2 * 1440)
+            .map(|k| {
+                let t = f64::from(k) * 60.0;
+                (t, rate(t))
+            })
+            .collect();
+        let pipeline = ModelPipeline::new(input(), StabilizerSettings::default())
+            .unwrap()
+            .with_tiers(crate::tiers::TierSettings::default());
+        let mut fleet = Fleet::new(vec![pipeline], None);
+        fleet.warm_start("llama", &history);
+        let pods_at = |fleet: &mut Fleet, t: f64| {
+            fleet.observe("llama", t, rate(t));
+            let d = fleet.tick(t);
+            let ModelOutcome::Planned(vs) = &d[0].outcome else {
+                panic!("{:?}", d[0].outcome)
+            };
+            let pods: f64 = vs.iter().map(|v| v.desired_replicas).sum();
+            let most = vs
+                .iter()
+                .max_by(|a, b| a.desired_replicas.total_cmp(&b.desired_replicas))
+                .unwrap();
+            (pods, most.clone())
+        };
+        let mut t = 2.0 * day;
+        let mut night = None;
+        while t < 2.0 * day + 8.0 * 3600.0 {
+            let (pods, d) = pods_at(&mut fleet, t);
+            if t == 2.0 * day + 7.0 * 3600.0 + 50.0 * 60.0 {
+                assert!(pods >= 1.0, "a pod before 08:00: {}", d.reason);
+                assert!(
+                    d.reason.contains("asleep: P(demand returns"),
+                    "{}",
+                    d.reason
+                );
+            }
+            if t == 2.0 * day + 2.0 * 3600.0 {
+                night = Some((pods, d));
+            }
+            t += 15.0;
+        }
+        let (pods, d) = night.unwrap();
+        assert_eq!(pods, 0.0, "cold at 02:00: {}", d.reason);
+        assert_eq!(d.details["tier_return_probability"], 0.0);
+        assert!(d.reason.contains("time of day"), "{}", d.reason);
     }
 
     #[test]

@@ -16,12 +16,17 @@
 //! falls below the critical ratio `c_u / (c_u + c_o)`, where `c_u` is what the requests a
 //! missing replica would serve during a cold start cost by waiting and `c_o` what a warm
 //! replica costs over that horizon. When the model is **idle** (fewer than one request
-//! expected while a wake runs) every replica sleeps, and the last ones go **cold** after a
-//! TTL: a ski-rental break-even, the cost of one cold-start episode (the requests that
-//! would wait on it, from the forecast or the last active spell) divided by a warm
-//! replica's cost per second. `IsActive` is false only when nothing is hot or warm.
+//! expected while a wake runs) every replica sleeps, and a pod is kept — or started, cold,
+//! ahead of a predicted return — while one cold-start episode (the requests that would
+//! wait on it) weighed by the probability that demand returns within a cold start
+//! (`crate::return_forecast`, learnt per model) costs more than a warm replica over that
+//! span: the hazard form of the ski rental. Before anything is learnt, a TTL: the episode
+//! cost divided by a warm replica's cost per second (the same rule under a scale-free
+//! prior on idle-spell lengths). `IsActive` is false only when nothing is hot or warm.
 
 use serde::Deserialize;
+
+use crate::return_forecast::ReturnOdds;
 
 /// Costs and bounds of the tier rule (`sizing.tiers` in the config file).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -155,6 +160,13 @@ pub struct TierInput {
     pub recent_active_rps: f64,
     /// Seconds since the model was last hot (0 while it is).
     pub idle_for_s: f64,
+    /// Probability that demand returns within the cold-start horizon from now, given the
+    /// model idle since its last demand (`crate::return_forecast`; `None`: not idle or
+    /// nothing learnt, the TTL applies).
+    pub return_now: Option<ReturnOdds>,
+    /// The same over the cold-start horizon that starts once a cold start begun now would
+    /// finish: what a pod started now (cold) would be there for.
+    pub return_after_cold_start: Option<ReturnOdds>,
 }
 
 /// The tiers of one variant.
@@ -193,6 +205,9 @@ pub struct ModelTiers {
     pub critical_ratio: f64,
     /// `IsActive`: some replica is hot or warm.
     pub active: bool,
+    /// The return probability the idle decision weighed (the larger of now and after a
+    /// cold start), when it came from the return forecast rather than the TTL.
+    pub return_probability: Option<f64>,
 }
 
 /// Linear interpolation of a quantile function given at `(level, value)` points (levels
@@ -304,24 +319,72 @@ pub fn plan_tiers(s: &TierSettings, input: &TierInput) -> ModelTiers {
             reason: String::new(),
         })
         .collect();
+    let mut return_probability = None;
     if idle {
-        let keep = s.warm_pool && input.idle_for_s < ttl_s;
+        // The hazard form of the ski rental: a pod is worth having over the next cold-start
+        // span while one cold-start episode, weighed by the probability that demand
+        // returns within that span, costs more than the pod over it. Evaluated now (keep
+        // the pod) and one cold start ahead (a pod started now, cold, is there by then:
+        // pre-warming). Without a learnt return forecast the prior is the TTL, which is the
+        // same rule under a scale-free (Lindy) spell-length prior.
+        let odds = match (input.return_now, input.return_after_cold_start) {
+            (Some(a), Some(b)) => Some(if b.probability > a.probability { b } else { a }),
+            (Some(a), None) | (None, Some(a)) => Some(a),
+            (None, None) => None,
+        };
+        let episode = pv.map_or(0.0, |v| {
+            s.cold_wait_cost_per_request * (lambda * (v.cold_start_s - v.wake_s)).max(1.0)
+        });
+        let rent = pv.map_or(0.0, |v| {
+            s.warm_cost_fraction * v.cost_per_hour * v.cold_start_s / 3600.0
+        });
+        let keep = s.warm_pool
+            && match odds {
+                Some(o) => {
+                    return_probability = Some(o.probability);
+                    o.probability > 0.0 && episode * o.probability >= rent
+                }
+                None => input.idle_for_s < ttl_s,
+            };
         if let (Some(p), Some(v), true) = (pool, pv, keep) {
             let stock = (need_cold / v.capacity_rps).ceil().max(1.0) as u32;
             let warm = stock.min(s.max_warm.max(1)).min(v.max);
             out[p].warm = warm;
             out[p].action = "idle_warm";
+            let why = match odds {
+                Some(o) => format!(
+                    "P(demand returns within a {:.0} s cold start) {:.4} from {} × one cold-start episode {episode:.2} ≥ {rent:.3} for a warm replica over that span",
+                    v.cold_start_s,
+                    o.probability,
+                    o.source.name(),
+                ),
+                None => format!(
+                    "{:.0} s more of the {ttl_s:.0} s TTL (one cold-start episode ≈ {:.0} waiting requests × {} vs {:.4}/s per warm replica)",
+                    ttl_s - input.idle_for_s,
+                    (lambda * (v.cold_start_s - v.wake_s)).max(1.0),
+                    s.cold_wait_cost_per_request,
+                    s.warm_cost_fraction * v.cost_per_hour / 3600.0,
+                ),
+            };
             out[p].reason = format!(
-                "idle (q-wake demand {:.3} req/s: < 1 request per {wake_s:.0} s wake): {warm} asleep for {:.0} s more of the {ttl_s:.0} s TTL (one cold-start episode ≈ {:.0} waiting requests × {} vs {:.4}/s per warm replica)",
+                "idle (q-wake demand {:.3} req/s: < 1 request per {wake_s:.0} s wake): {warm} asleep: {why}",
                 input.demand_wake_rps,
-                ttl_s - input.idle_for_s,
-                (lambda * (v.cold_start_s - v.wake_s)).max(1.0),
-                s.cold_wait_cost_per_request,
-                s.warm_cost_fraction * v.cost_per_hour / 3600.0,
             );
         }
+        if let (Some(o), false, true) = (odds, keep, s.warm_pool) {
+            for t in out.iter_mut() {
+                t.reason = format!(
+                    "idle: cold, P(demand returns within a cold start) {:.4} from {} × one cold-start episode {episode:.2} < {rent:.3} for a warm replica over that span",
+                    o.probability,
+                    o.source.name(),
+                );
+            }
+        }
+        let pool_name = pv.map_or("", |v| v.name.as_str());
         for t in out.iter_mut().filter(|t| t.reason.is_empty()) {
-            t.reason = if s.warm_pool {
+            t.reason = if keep {
+                format!("idle: cold here, the warm replica is on {pool_name}")
+            } else if s.warm_pool {
                 format!(
                     "idle for {:.0} s ≥ TTL {ttl_s:.0} s: cold",
                     input.idle_for_s
@@ -403,6 +466,7 @@ pub fn plan_tiers(s: &TierSettings, input: &TierInput) -> ModelTiers {
         ttl_s,
         critical_ratio: ratio,
         active,
+        return_probability,
     }
 }
 
@@ -512,6 +576,8 @@ mod tests {
             demand_expected_rps: 0.0,
             recent_active_rps: 0.5,
             idle_for_s,
+            return_now: None,
+            return_after_cold_start: None,
         }
     }
 
@@ -615,6 +681,8 @@ mod tests {
             demand_expected_rps: 0.1,
             recent_active_rps: 0.0,
             idle_for_s: 0.0,
+            return_now: None,
+            return_after_cold_start: None,
         };
         let t = plan_tiers(&TierSettings::default(), &i);
         assert_eq!(t.variants[0].pods(), 0);
@@ -660,6 +728,51 @@ mod tests {
     }
 
     #[test]
+    fn a_learnt_return_forecast_decides_warm_or_cold_by_the_hazard_rule() {
+        use crate::return_forecast::{ReturnOdds, ReturnSource};
+        let s = TierSettings::default();
+        let odds = |p: f64| {
+            Some(ReturnOdds {
+                probability: p,
+                source: ReturnSource::TimeOfDay,
+            })
+        };
+        // Episode after a 0.5 req/s spell: 2.5 × 135 = 337.5; rent of an H100 over the
+        // 300 s cold start: 3 × 300 / 3600 = 0.25. Break-even probability 0.25 / 337.5.
+        let breakeven = 0.25 / 337.5;
+        let mut i = input(2, 0.0, band(0.0, 0.2, 1.0), 100.0);
+        i.return_now = odds(2.0 * breakeven);
+        i.return_after_cold_start = odds(0.0);
+        let t = plan_tiers(&s, &i);
+        assert_eq!(t.variants[0].warm, 1, "{:?}", t.variants[0]);
+        assert_eq!(t.return_probability, Some(2.0 * breakeven));
+        assert!(t.variants[0].reason.contains("time of day"));
+        // Below break-even now and after a cold start: cold, although the TTL (a day) has
+        // not run out.
+        i.return_now = odds(0.5 * breakeven);
+        let t = plan_tiers(&s, &i);
+        assert!(!t.active, "{:?}", t.variants[0]);
+        assert!(t.variants[0].reason.contains("cold, P(demand returns"));
+        // Past any TTL, a return expected one cold start from now starts a pod now:
+        // pre-warming.
+        i.idle_for_s = 200_000.0;
+        i.return_after_cold_start = odds(0.5);
+        let t = plan_tiers(&s, &i);
+        assert_eq!((t.variants[0].hot, t.variants[0].warm), (0, 1));
+        // Without a warm pool the forecast changes nothing: idle is cold.
+        assert!(!plan_tiers(&TierSettings::plain(), &i).active);
+        // A probability of exactly 0 (no day had demand then) never keeps a pod, whatever a
+        // wait costs.
+        i.return_now = odds(0.0);
+        i.return_after_cold_start = odds(0.0);
+        let rich = TierSettings {
+            cold_wait_cost_per_request: 1e9,
+            ..s
+        };
+        assert!(!plan_tiers(&rich, &i).active);
+    }
+
+    #[test]
     fn an_idle_pool_sits_on_the_gpu_whose_stock_costs_least_per_hour() {
         // h100: 2 req/s at $3/h ($1.5 per req/s); a100: 1.5 req/s at $2.4/h ($1.6 per req/s).
         let mut a = variant(0);
@@ -674,6 +787,8 @@ mod tests {
             demand_expected_rps: 0.0,
             recent_active_rps: 0.0,
             idle_for_s: 0.0,
+            return_now: None,
+            return_after_cold_start: None,
         };
         let s = TierSettings {
             max_warm: 4,
