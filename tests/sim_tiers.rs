@@ -156,7 +156,7 @@ fn a_day_of_history_lets_nights_go_cold_without_cold_start_waits() {
 }
 
 #[test]
-fn kv_aware_victims_keep_prefix_caches_better_than_the_replicaset_default() {
+fn tiered_policies_on_mooncake_report_their_band_and_keep_planned_pods_serving() {
     let Some(data) = data() else { return };
     let trace = data.join("traces/mooncake/conversation_trace.jsonl");
     // From minute 10: the first ten minutes feed the forecaster (as `serve` backfills
@@ -203,24 +203,123 @@ fn kv_aware_victims_keep_prefix_caches_better_than_the_replicaset_default() {
     // Nothing sleeps while the model is active at the default warm cost fraction, and the
     // pods the HPA has not removed yet keep serving (this slice had 7 sleeps before).
     assert_eq!((kv.sleeps, rs.sleeps), (0, 0));
-    assert!(
-        kv.prefix_hit_rate_after_scale_down > rs.prefix_hit_rate_after_scale_down,
-        "{} vs {}",
-        kv.prefix_hit_rate_after_scale_down,
-        rs.prefix_hit_rate_after_scale_down
-    );
-    // TTFT on the same requests in both runs: the union of their after-scale-down windows.
+    // The same requests are compared in both runs (the union of their after-scale-down
+    // windows). With our pipeline's few scale-downs (2 on this slice since the 2026-11-29
+    // changes) both rules can remove the same pods — the youngest is also the one with the
+    // least cache — so which rule keeps caches better is measured on a controlled schedule:
+    // `victim_rules_compared_on_the_same_scale_downs`.
     assert_eq!(
         kv.requests_after_any_scale_down,
         rs.requests_after_any_scale_down
     );
-    let p90 = |z: &slo_scaler::sim::tier_metrics::ScaleToZeroReport| {
-        z.ttft_after_any_scale_down_ms
-            .as_ref()
-            .and_then(|p| p.p90)
-            .unwrap()
+    assert!(kv.prefix_hit_rate_after_scale_down >= rs.prefix_hit_rate_after_scale_down);
+}
+
+/// A fixed schedule of replica counts on the first variant, removing pods by `rule`: the
+/// controlled setting for comparing victim rules (same scale-downs at the same times).
+struct Steps {
+    schedule: Vec<(f64, u32)>,
+    rule: slo_scaler::sim::victims::VictimRule,
+}
+
+impl slo_scaler::sim::policy::Policy for Steps {
+    fn name(&self) -> &str {
+        self.rule.name()
+    }
+    fn wishes(
+        &mut self,
+        obs: &slo_scaler::sim::policy::Observation,
+    ) -> Vec<slo_scaler::sim::autoscaler::Wish> {
+        let n = self
+            .schedule
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= obs.now_s)
+            .map_or(self.schedule[0].1, |(_, n)| *n);
+        let mut w = vec![slo_scaler::sim::autoscaler::Wish::replicas(f64::from(n))];
+        w.resize(
+            obs.variants.len(),
+            slo_scaler::sim::autoscaler::Wish::replicas(0.0),
+        );
+        w
+    }
+    fn initial(&self, default: &[u32]) -> Vec<u32> {
+        let mut v = vec![0; default.len()];
+        v[0] = self.schedule[0].1;
+        v
+    }
+    fn min_replicas(&self, fleet_min: &[u32]) -> Vec<u32> {
+        vec![0; fleet_min.len()]
+    }
+    fn victim_rule(&self) -> slo_scaler::sim::victims::VictimRule {
+        self.rule
+    }
+}
+
+#[test]
+fn victim_rules_compared_on_the_same_scale_downs() {
+    use slo_scaler::sim::victims::VictimRule;
+    let Some(data) = data() else { return };
+    let trace = data.join("traces/mooncake/conversation_trace.jsonl");
+    let mut a = args(trace, 0.0, 3600.0);
+    a.routing = RoutingArg::PrefixAware;
+    a.slo_ttft_ms = Some(5000.0);
+    let config = Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap();
+    let p = prepare(&a.trace, &config, None, &a).unwrap();
+    let schedule = vec![(0.0, 10), (900.0, 8), (1500.0, 7), (2100.0, 6), (2700.0, 5)];
+    let run = |rule| {
+        slo_scaler::sim::simulate(
+            &p.requests,
+            &p.spec,
+            &mut Steps {
+                schedule: schedule.clone(),
+                rule,
+            },
+        )
     };
-    // Not better on the merged code (2.94 vs 2.87 s, 5 scale-downs: docs/BENCHMARKS.md);
-    // what holds is that keeping the caches costs no more than noise in TTFT.
-    assert!(p90(kv) <= 1.05 * p90(rs), "{} vs {}", p90(kv), p90(rs));
+    let kv = run(VictimRule::KvAware);
+    let rs = run(VictimRule::ReplicaSetDefault);
+    let (zk, zr) = (&kv.scale_to_zero, &rs.scale_to_zero);
+    let union: Vec<bool> = zk
+        .request_after_scale_down
+        .iter()
+        .zip(&zr.request_after_scale_down)
+        .map(|(a, b)| *a || *b)
+        .collect();
+    let p90 = |z: &slo_scaler::sim::tier_metrics::ScaleToZeroReport| {
+        let mut v: Vec<f64> = z
+            .request_ttft_s
+            .iter()
+            .zip(&union)
+            .filter_map(|(t, &u)| if u { *t } else { None })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[(v.len() * 9) / 10]
+    };
+    eprintln!(
+        "kv-aware: {} downs, hit after {:.4}, TTFT p90 after {:.3} s, all {:?}; replicaset: {} downs, hit after {:.4}, TTFT p90 after {:.3} s, all {:?}",
+        zk.scale_downs,
+        zk.prefix_hit_rate_after_scale_down,
+        p90(zk),
+        kv.ttft_ms,
+        zr.scale_downs,
+        zr.prefix_hit_rate_after_scale_down,
+        p90(zr),
+        rs.ttft_ms
+    );
+    // The same five scale-downs at the same times; only the victims differ.
+    assert_eq!(zk.scale_downs, zr.scale_downs);
+    assert!(zk.scale_downs >= 4, "{}", zk.scale_downs);
+    assert_eq!(zk.victim_rule, "kv-aware");
+    assert_eq!(zr.victim_rule, "replicaset-default");
+    // Keeping the replicas that serve prefix hits keeps more hits (measured 9.75 % vs 9.22 %).
+    assert!(
+        zk.prefix_hit_rate_after_scale_down > zr.prefix_hit_rate_after_scale_down + 0.002,
+        "{} vs {}",
+        zk.prefix_hit_rate_after_scale_down,
+        zr.prefix_hit_rate_after_scale_down
+    );
+    // Half a point of hits is too little prefill to move the TTFT tail (measured 3.348 vs
+    // 3.343 s): the "better TTFT p90" is not reached; what holds is a tie.
+    assert!(p90(zk) <= 1.02 * p90(zr), "{} vs {}", p90(zk), p90(zr));
 }
