@@ -352,24 +352,25 @@ pub fn prepare(
         tiers: config.sizing.tiers,
         rate_window_s: config.metrics.rate_window_s,
     };
-    // Every policy starts from the same warm pool: the first variant sized for the first
-    // minute's rate (the fleet had been running before the slice began).
+    // The fleet had been running before the slice began, at the rate the last history
+    // window shows where there is history (what the forecasters were fed), else at the
+    // first minute's: every policy starts from the same warm pool, the first variant sized
+    // for that rate, with its HPA holding it through the scale-down window, and the first
+    // rate windows include that rate for their part before time 0.
     let first_minute = requests.iter().take_while(|r| r.arrival_s < 60.0).count() as f64 / 60.0;
-    let cap0 = ctx.capacity_rps(0);
-    let mut initial: Vec<u32> = variants.iter().map(|v| v.min).collect();
-    initial[0] = initial[0].max(if cap0 > 0.0 {
-        ((first_minute / cap0).ceil() as u32).clamp(1, variants[0].max.max(1))
-    } else {
-        1
-    });
-    // The rate the fleet ran at before the slice: the last history window's where there is
-    // history (what the forecasters were fed), else the first minute's (as for the pool).
     let prior_arrivals_per_s = ctx
         .history_rates_per_s
         .last()
         .copied()
         .filter(|r| r.is_finite() && *r >= 0.0)
         .unwrap_or(first_minute);
+    let cap0 = ctx.capacity_rps(0);
+    let mut initial: Vec<u32> = variants.iter().map(|v| v.min).collect();
+    initial[0] = initial[0].max(if cap0 > 0.0 {
+        ((prior_arrivals_per_s / cap0).ceil() as u32).clamp(1, variants[0].max.max(1))
+    } else {
+        1
+    });
     let spec = FleetSpec {
         variants,
         slo,

@@ -98,6 +98,18 @@ impl VariantScaler {
         }
     }
 
+    /// A Deployment that had been running `replicas` before `at_s` (the slice's start): the
+    /// HPA has recommended that count throughout its scale-down window, so nothing drops
+    /// below it before the window has passed. Without this, the first sync of a replayed
+    /// slice could scale a running fleet down at once — no HPA that had been running does.
+    #[must_use]
+    pub fn running_before(mut self, at_s: f64, replicas: u32) -> Self {
+        if replicas > 0 {
+            self.recent.push_back((at_s, replicas));
+        }
+        self
+    }
+
     /// The replica count after this sync, given the wish, the current (spec) replicas and
     /// the ready ones.
     pub fn decide(&mut self, now_s: f64, wish: Wish, current: u32, ready: u32) -> u32 {
@@ -170,6 +182,23 @@ mod tests {
         assert_eq!(v.decide(30.0, Wish::replicas(5.0), 20, 20), 20);
         assert_eq!(v.decide(314.0, Wish::replicas(5.0), 20, 20), 20);
         assert_eq!(v.decide(331.0, Wish::replicas(5.0), 20, 20), 5);
+    }
+
+    #[test]
+    fn a_fleet_running_before_the_slice_is_held_for_the_scale_down_window() {
+        let mut fresh = VariantScaler::new(ScalingSettings::default(), 1, 100);
+        assert_eq!(
+            fresh.decide(0.0, Wish::replicas(1.0), 2, 2),
+            1,
+            "no history"
+        );
+        let mut v = VariantScaler::new(ScalingSettings::default(), 1, 100).running_before(0.0, 2);
+        assert_eq!(v.decide(0.0, Wish::replicas(1.0), 2, 2), 2);
+        assert_eq!(v.decide(285.0, Wish::replicas(1.0), 2, 2), 2);
+        assert_eq!(v.decide(315.0, Wish::replicas(1.0), 2, 2), 1);
+        // Up is not held back.
+        let mut u = VariantScaler::new(ScalingSettings::default(), 1, 100).running_before(0.0, 2);
+        assert_eq!(u.decide(0.0, Wish::replicas(4.0), 2, 2), 4);
     }
 
     #[test]

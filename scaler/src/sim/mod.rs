@@ -476,7 +476,11 @@ pub fn simulate_with_outcomes(
         .variants
         .iter()
         .zip(&mins)
-        .map(|(v, &min)| VariantScaler::new(spec.scaling, min, v.max))
+        .enumerate()
+        .map(|(i, (v, &min))| {
+            VariantScaler::new(spec.scaling, min, v.max)
+                .running_before(0.0, initial.get(i).copied().unwrap_or(0))
+        })
         .collect();
     if let Some(r) = requests.first() {
         sim.push(r.arrival_s, Kind::Arrival(0));
