@@ -241,20 +241,11 @@ pub fn poisson(
     tokens: &TokenLengths,
     rng: &mut SimRng,
 ) -> Vec<SimRequest> {
-    let mut out = Vec::new();
-    let mut t = rng.exponential(1.0 / rate_per_s);
-    while t < duration_s {
-        let (p, o) = tokens.draw(rng);
-        out.push(SimRequest {
-            id: out.len(),
-            arrival_s: t,
-            prompt_tokens: p,
-            output_tokens: o,
-            hash_ids: Vec::new(),
-        });
-        t += rng.exponential(1.0 / rate_per_s);
-    }
-    out
+    let mean_s = 1.0 / rate_per_s;
+    let first = rng.exponential(mean_s);
+    arrivals_from_gaps(first, duration_s, tokens, rng, |rng| {
+        rng.exponential(mean_s)
+    })
 }
 
 /// Renewal arrivals at `rate_per_s` whose inter-arrival times have squared coefficient of
@@ -280,12 +271,25 @@ pub fn renewal(
             rng.gamma(1.0 / cv2, cv2 * mean_s)
         }
     };
-    let mut out = Vec::new();
-    let mut t = if cv2 <= 0.0 {
+    let first = if cv2 <= 0.0 {
         rng.uniform() * mean_s
     } else {
         gap(rng)
     };
+    arrivals_from_gaps(first, duration_s, tokens, rng, gap)
+}
+
+/// Requests arriving at `first` and then after each `gap` until `duration_s`, token lengths
+/// drawn from `tokens` (one draw per request, after its arrival time).
+fn arrivals_from_gaps(
+    first_s: f64,
+    duration_s: f64,
+    tokens: &TokenLengths,
+    rng: &mut SimRng,
+    mut gap: impl FnMut(&mut SimRng) -> f64,
+) -> Vec<SimRequest> {
+    let mut out = Vec::new();
+    let mut t = first_s;
     while t < duration_s {
         let (p, o) = tokens.draw(rng);
         out.push(SimRequest {
