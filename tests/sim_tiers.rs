@@ -31,6 +31,33 @@ fn run(a: &BacktestArgs, policies: &str, tiers: Option<TierSettings>) -> Vec<Sim
     run_policies(&p, &policy_names(policies).unwrap(), |_, _| {}).unwrap()
 }
 
+/// The first target, waits half: ≥ 90 % fewer requests waiting on a cold start
+/// than plain scale-to-zero (which must have had some to remove).
+fn assert_fewer_cold_waits(plain: &SimReport, warm: &SimReport) {
+    assert!(
+        plain.requests_waited_on_cold_start > 100,
+        "plain scale-to-zero goes cold between spells: {}",
+        plain.requests_waited_on_cold_start
+    );
+    assert!(
+        warm.requests_waited_on_cold_start * 10 <= plain.requests_waited_on_cold_start,
+        "≥ 90 % fewer cold-start waits: {} vs {}",
+        warm.requests_waited_on_cold_start,
+        plain.requests_waited_on_cold_start
+    );
+}
+
+/// The first target, cost half: ≤ 10 % extra GPU cost over plain scale-to-zero,
+/// sleeping pods billed as full GPUs.
+fn assert_cost_within_ten_percent(plain: &SimReport, warm: &SimReport) {
+    assert!(
+        warm.cost <= 1.10 * plain.cost,
+        "≤ 10 % extra GPU cost: {} vs {}",
+        warm.cost,
+        plain.cost
+    );
+}
+
 /// Plain scale-to-zero against the warm pool with the default `sizing.tiers` on one day of
 /// a ServeGen m-large client; checks the cold-start target and returns
 /// `(plain, warm)`.
@@ -57,17 +84,7 @@ fn warm_pool_vs_plain(client: u32) -> Option<(SimReport, SimReport)> {
         warm.attainment.both,
     );
     assert!(!plain.scale_to_zero.tiers && warm.scale_to_zero.tiers);
-    assert!(
-        plain.requests_waited_on_cold_start > 100,
-        "plain scale-to-zero goes cold between spells: {}",
-        plain.requests_waited_on_cold_start
-    );
-    assert!(
-        warm.requests_waited_on_cold_start * 10 <= plain.requests_waited_on_cold_start,
-        "≥ 90 % fewer cold-start waits: {} vs {}",
-        warm.requests_waited_on_cold_start,
-        plain.requests_waited_on_cold_start
-    );
+    assert_fewer_cold_waits(&plain, &warm);
     // Plain goes cold in several idle spells; the warm pool in fewer (it goes cold where
     // the learnt return forecast says nobody comes back, and is sometimes wrong).
     assert!(plain.scale_to_zero.idle_spells_cold > 0);
@@ -97,12 +114,7 @@ fn the_default_warm_pool_removes_cold_start_waits_after_idle_spells() {
     // Sleeping pods billed as full GPUs: measured +8.9 % (+13.9 % with the day-long TTL
     // alone): the pod goes cold once the idle spell outlasts the spells seen before
     // (docs/BENCHMARKS.md).
-    assert!(
-        warm.cost <= 1.10 * plain.cost,
-        "{} vs {}",
-        warm.cost,
-        plain.cost
-    );
+    assert_cost_within_ten_percent(&plain, &warm);
 }
 
 #[test]
@@ -111,12 +123,7 @@ fn the_defaults_hold_on_a_client_they_were_not_chosen_on() {
         return;
     };
     // Measured +9.4 % with sleeping pods billed in full.
-    assert!(
-        warm.cost <= 1.10 * plain.cost,
-        "{} vs {}",
-        warm.cost,
-        plain.cost
-    );
+    assert_cost_within_ten_percent(&plain, &warm);
 }
 
 /// Day 2 of client 45 with day 1 as history (as `serve` backfills it): the time-of-day
@@ -138,19 +145,8 @@ fn a_day_of_history_lets_nights_go_cold_without_cold_start_waits() {
         warm.cost,
         warm.scale_to_zero.warm_gpu_hours
     );
-    assert!(plain.requests_waited_on_cold_start > 100);
-    assert!(
-        warm.requests_waited_on_cold_start * 10 <= plain.requests_waited_on_cold_start,
-        "≥ 90 % fewer cold-start waits: {} vs {}",
-        warm.requests_waited_on_cold_start,
-        plain.requests_waited_on_cold_start
-    );
-    assert!(
-        warm.cost <= 1.10 * plain.cost,
-        "≤ 10 % extra GPU cost: {} vs {}",
-        warm.cost,
-        plain.cost
-    );
+    assert_fewer_cold_waits(&plain, &warm);
+    assert_cost_within_ten_percent(&plain, &warm);
     // Not by keeping nothing: the pool still sleeps and wakes through the day.
     assert!(warm.scale_to_zero.wakes > 0 && warm.scale_to_zero.warm_gpu_hours > 0.5);
 }

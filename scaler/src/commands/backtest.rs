@@ -357,13 +357,14 @@ pub fn prepare(
     // first minute's: every policy starts from the same warm pool, the first variant sized
     // for that rate, with its HPA holding it through the scale-down window, and the first
     // rate windows include that rate for their part before time 0.
-    let first_minute = requests.iter().take_while(|r| r.arrival_s < 60.0).count() as f64 / 60.0;
     let prior_arrivals_per_s = ctx
         .history_rates_per_s
         .last()
         .copied()
         .filter(|r| r.is_finite() && *r >= 0.0)
-        .unwrap_or(first_minute);
+        .unwrap_or_else(|| {
+            requests.iter().take_while(|r| r.arrival_s < 60.0).count() as f64 / 60.0
+        });
     let cap0 = ctx.capacity_rps(0);
     let mut initial: Vec<u32> = variants.iter().map(|v| v.min).collect();
     initial[0] = initial[0].max(if cap0 > 0.0 {

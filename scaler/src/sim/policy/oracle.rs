@@ -92,11 +92,11 @@ pub fn search(
     let mut frozen = vec![false; bins];
     let mut last_raised: Vec<usize> = Vec::new();
     let mut previous_share: Vec<f64> = vec![f64::NAN; bins];
-    let lower_bound_cost = Oracle::new(ctx).lower_bound_cost();
     let caps: Vec<f64> = (0..ctx.variants.len())
         .map(|i| ctx.capacity_rps(i))
         .collect();
     let mut analytic = None;
+    let mut lower_bound = None;
     let mut rounds = 0;
     loop {
         rounds += 1;
@@ -110,6 +110,8 @@ pub fn search(
             ..ctx.clone()
         };
         let mut oracle = Oracle::new(&raised_ctx);
+        // Round 1 raises nothing: its oracle is the analytic cover, its bound the lower bound.
+        let lower_bound_cost = *lower_bound.get_or_insert_with(|| oracle.lower_bound_cost());
         let (mut report, outcomes) = simulate_with_outcomes(requests, spec, &mut oracle, progress);
         analytic.get_or_insert((report.cost, report.attainment.both));
         let (mut met, mut total) = (vec![0u32; bins], vec![0u32; bins]);
