@@ -1,7 +1,7 @@
 //! `slo-scaler recommend` from trace files: snapshot tests of the table and the JSON
 //! (a synthetic week in ServeGen's format, written by the test, so the input is fixed),
 //! what-ifs that must move cost the right way, ScaledObjects, readable failures, and the
-//! real ServeGen trace from `../shared/data`.
+//! real ServeGen trace from `../shared/data` (or `SLO_SCALER_DATA_DIR`).
 //!
 //! Snapshots live in `tests/fixtures/recommend/*.snap`; after an intended change, rewrite
 //! them with `UPDATE_SNAPSHOTS=1 cargo test -p slo-scaler-integration --test recommend_trace`
@@ -384,7 +384,10 @@ fn bad_arguments_are_readable_errors() {
 /// schedule covers the demand that actually came in the next 24 hours most of the time.
 #[test]
 fn real_servegen_trace_schedule_covers_the_next_day() {
-    let trace = repo_root().join("../shared/data/traces/servegen/language/m-mid");
+    let Some(data) = slo_scaler_integration::shared_data() else {
+        return;
+    };
+    let trace = data.join("traces/servegen/language/m-mid");
     assert!(
         trace.is_dir(),
         "{} missing (see shared/data/README.md)",

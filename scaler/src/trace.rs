@@ -674,19 +674,10 @@ mod tests {
         assert!(trace.rate_series(900.0).is_err());
     }
 
-    /// The shared data directory: `SLO_SCALER_DATA_DIR`, else `../shared/data` next to the
-    /// repository. `None` (the test is skipped, loudly) only when neither is set up.
+    /// The shared data directory ([`crate::profile_data::data_dir`]); `None` (the test is
+    /// skipped, loudly) when it is not set up.
     fn data_dir() -> Option<PathBuf> {
-        if let Ok(dir) = std::env::var("SLO_SCALER_DATA_DIR") {
-            let dir = PathBuf::from(dir);
-            assert!(
-                dir.is_dir(),
-                "SLO_SCALER_DATA_DIR={} is not a directory",
-                dir.display()
-            );
-            return Some(dir);
-        }
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+        let dir = crate::profile_data::data_dir();
         if dir.is_dir() {
             Some(dir)
         } else {
