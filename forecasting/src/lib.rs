@@ -4,6 +4,7 @@
 //! - [`forecast`]: demand forecasting per series with calibrated prediction intervals.
 //! - [`profile`], [`latency`], [`capacity`]: the per-GPU performance model — what TTFT and
 //!   TPOT a replica gives under load, and the highest load it sustains within an SLO.
+pub mod backlog;
 pub mod burstiness;
 pub mod capacity;
 pub mod correction;

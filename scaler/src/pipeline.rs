@@ -161,6 +161,11 @@ pub struct ModelPipeline {
     /// one (`observe_waiting`), for the backlog rule (`LoadEvidence`).
     waiting: Option<f64>,
     previous_waiting: Option<f64>,
+    /// When those two were observed (simulation or wall seconds), for the backlog's growth.
+    waiting_at_s: Option<f64>,
+    previous_waiting_at_s: Option<f64>,
+    /// Since when the queue has been a backlog (`forecasting::backlog::is_backlog`).
+    backlog_since_s: Option<f64>,
     /// Until when latency windows are not learnt from: `BACKLOG_HOLD_WINDOWS` metrics
     /// windows past the last backlog (their p90s still hold requests that queued in it).
     backlog_hold_until_s: f64,
@@ -271,6 +276,9 @@ impl ModelPipeline {
             queue_budget_s,
             waiting: None,
             previous_waiting: None,
+            waiting_at_s: None,
+            previous_waiting_at_s: None,
+            backlog_since_s: None,
             backlog_hold_until_s: f64::NEG_INFINITY,
             metrics_window_s: DEFAULT_METRICS_WINDOW_S,
         })
@@ -389,7 +397,43 @@ impl ModelPipeline {
     /// (`forecasting::correction::LoadEvidence`).
     pub fn observe_waiting(&mut self, waiting: Option<f64>) {
         self.previous_waiting = self.waiting;
+        self.previous_waiting_at_s = self.waiting_at_s;
         self.waiting = waiting.filter(|w| w.is_finite() && *w >= 0.0);
+        self.waiting_at_s = self.last.map(|(t, _)| t);
+        let backlog = match (self.waiting, self.last) {
+            (Some(w), Some((_, rps))) => {
+                forecasting::backlog::is_backlog(w, rps, self.queue_budget_s)
+            }
+            _ => false,
+        };
+        self.backlog_since_s = if backlog {
+            self.backlog_since_s.or(self.waiting_at_s)
+        } else {
+            None
+        };
+    }
+
+    /// The extra rate to size for to clear the engines' backlog within one cold start of the
+    /// capacity asked for now (`forecasting::backlog`); 0 with no queue reported or none
+    /// beyond what the TTFT budget allows.
+    pub fn backlog_demand(&self) -> f64 {
+        let (Some(waiting), Some((now_s, rps))) = (self.waiting, self.last) else {
+            return 0.0;
+        };
+        let age_s = self.backlog_since_s.map_or(0.0, |since| now_s - since);
+        let dt_s = match (self.waiting_at_s, self.previous_waiting_at_s) {
+            (Some(now), Some(prev)) => now - prev,
+            _ => 0.0,
+        };
+        forecasting::backlog::drain_demand_per_s(
+            waiting,
+            self.previous_waiting,
+            dt_s,
+            rps,
+            self.queue_budget_s,
+            self.horizon_s,
+            age_s,
+        )
     }
 
     /// The learnt index of dispersion of arrivals (1 = Poisson), once known.
@@ -797,7 +841,7 @@ impl Fleet {
             .models
             .iter()
             .zip(&uppers)
-            .map(|(m, u)| u.map(|u| m.burst_demand(u)))
+            .map(|(m, u)| u.map(|u| m.burst_demand(u) + m.backlog_demand()))
             .collect();
         let ready: Vec<usize> = (0..self.models.len())
             .filter(|&i| demands[i].is_some())
@@ -839,13 +883,23 @@ impl Fleet {
             let slo = m.target.slo;
             let bias = m.correction.bias();
             let band = m.forecast_band();
+            let backlog = m.backlog_demand();
             let burst = match dispersion {
-                Some(i) if demand > upper + 1e-9 => format!(
+                Some(i) if demand - backlog > upper + 1e-9 => format!(
                     " (+{:.2} for bursts: arrival dispersion {i:.1}, {:.1} s of queueing within TTFT)",
-                    demand - upper,
+                    demand - backlog - upper,
                     m.queue_budget_s
                 ),
                 _ => String::new(),
+            };
+            let burst = if backlog > 0.0 {
+                format!(
+                    "{burst} (+{backlog:.2} to clear a backlog of {:.0} waiting requests within {:.0} s of new capacity)",
+                    m.waiting.unwrap_or(0.0),
+                    m.horizon_s
+                )
+            } else {
+                burst
             };
             let mut decisions: Vec<VariantDecision> = m
                 .variants
@@ -869,6 +923,7 @@ impl Fleet {
                             ("demand_upper_rps", upper),
                             ("sized_demand_rps", demand),
                             ("arrival_dispersion", dispersion.unwrap_or(f64::NAN)),
+                            ("backlog_demand_rps", backlog),
                             ("capacity_per_replica_rps", v.capacity.rate_per_s),
                             ("planned_replicas", f64::from(planned)),
                             ("plan_cost_per_hour", plan.cost_per_hour),
