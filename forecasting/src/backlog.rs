@@ -89,8 +89,14 @@ mod tests {
     #[test]
     fn a_queue_the_slo_allows_is_not_a_backlog() {
         // 20 req/s with 1.5 s of queueing budget: up to 30 waiting is normal, even growing.
-        assert_eq!(drain_demand_per_s(30.0, Some(0.0), 15.0, 20.0, 1.5, 300.0, 0.0), 0.0);
-        assert_eq!(drain_demand_per_s(0.0, None, 15.0, 20.0, 1.5, 300.0, 0.0), 0.0);
+        assert_eq!(
+            drain_demand_per_s(30.0, Some(0.0), 15.0, 20.0, 1.5, 300.0, 0.0),
+            0.0
+        );
+        assert_eq!(
+            drain_demand_per_s(0.0, None, 15.0, 20.0, 1.5, 300.0, 0.0),
+            0.0
+        );
     }
 
     #[test]
@@ -135,9 +141,18 @@ mod tests {
 
     #[test]
     fn unknown_or_broken_inputs_add_nothing() {
-        assert_eq!(drain_demand_per_s(f64::NAN, None, 15.0, 20.0, 1.5, 300.0, 0.0), 0.0);
-        assert_eq!(drain_demand_per_s(1e4, None, 15.0, f64::INFINITY, 1.5, 300.0, 0.0), 0.0);
-        assert_eq!(drain_demand_per_s(1e4, None, 15.0, 20.0, 1.5, 0.0, 0.0), 0.0);
+        assert_eq!(
+            drain_demand_per_s(f64::NAN, None, 15.0, 20.0, 1.5, 300.0, 0.0),
+            0.0
+        );
+        assert_eq!(
+            drain_demand_per_s(1e4, None, 15.0, f64::INFINITY, 1.5, 300.0, 0.0),
+            0.0
+        );
+        assert_eq!(
+            drain_demand_per_s(1e4, None, 15.0, 20.0, 1.5, 0.0, 0.0),
+            0.0
+        );
         // No previous sample, or a zero interval: excess only.
         let d = drain_demand_per_s(3_030.0, Some(0.0), 0.0, 20.0, 1.5, 300.0, 0.0);
         assert!((d - 10.0).abs() < 1e-9, "{d}");

@@ -1472,6 +1472,77 @@ mod tests {
         assert_eq!(p.burst_demand(40.0), 40.0);
     }
 
+    /// A step in demand while replicas cold-start: the queue the engines report grows, and
+    /// the plan covers the arrival rate *plus* what clears that queue within one cold start
+    /// of new capacity; a queue within the TTFT budget adds nothing; and later in the same
+    /// backlog the growth is not projected over a whole cold start again.
+    #[test]
+    fn a_growing_backlog_is_sized_to_clear_and_a_normal_queue_is_not() {
+        let run = |queue: &dyn Fn(u32) -> f64, ticks: u32| {
+            let mut fleet = Fleet::new(
+                vec![ModelPipeline::new(input(), StabilizerSettings::default()).unwrap()],
+                None,
+            );
+            let mut t = 0.0;
+            let mut d = Vec::new();
+            for k in 0..ticks {
+                t += 15.0;
+                fleet.observe("llama", t, 40.0);
+                fleet.observe_waiting("llama", Some(queue(k)));
+                d = fleet.tick(t);
+            }
+            let ModelOutcome::Planned(vs) = &d[0].outcome else {
+                panic!("{d:?}")
+            };
+            (
+                vs[0].details["backlog_demand_rps"],
+                vs[0].details["sized_demand_rps"],
+                vs[0].reason.clone(),
+                fleet.models()[0].horizon_s(),
+            )
+        };
+        // 40 req/s with a short queue (well within 40 × budget): nothing added.
+        let (none, base, reason, _) = run(&|_| 5.0, 8);
+        assert_eq!(none, 0.0, "{reason}");
+        assert!(!reason.contains("backlog"), "{reason}");
+        // Growing by 150 per 15 s tick (10 req/s short), 8 ticks: the excess over the
+        // cold start plus the growth until the first capacity arrives.
+        let (drain, sized, reason, h) = run(&|k| 150.0 * f64::from(k + 1), 8);
+        assert!(
+            drain > 10.0,
+            "growth of 10 req/s is at least drained: {drain}"
+        );
+        assert!(
+            (sized - base - drain).abs() < 1e-9,
+            "{sized} {base} {drain}"
+        );
+        assert!(
+            reason.contains("to clear a backlog of 1200 waiting"),
+            "{reason}"
+        );
+        // 7 ticks old (105 s): growth projected for h − 105 s only.
+        let want = forecasting::backlog::drain_demand_per_s(
+            1200.0,
+            Some(1050.0),
+            15.0,
+            40.0,
+            fleet_queue_budget(),
+            h,
+            105.0,
+        );
+        assert!((drain - want).abs() < 1e-9, "{drain} vs {want}");
+        assert!(
+            drain < (1200.0 + 10.0 * h) / h,
+            "not a whole cold start of growth again: {drain}"
+        );
+    }
+
+    fn fleet_queue_budget() -> f64 {
+        ModelPipeline::new(input(), StabilizerSettings::default())
+            .unwrap()
+            .queue_budget_s
+    }
+
     #[test]
     fn an_slo_no_variant_can_meet_is_an_error_naming_the_variant() {
         let mut i = input();
