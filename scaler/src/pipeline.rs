@@ -1339,10 +1339,8 @@ mod tests {
             t += 15.0;
         }
         let (pods, d) = night.unwrap();
-        // Shrunk towards the spell-length prior, two days without demand at 02:00 leave a
-        // return probability of a third of the prior's, above break-even: the pod stays.
-        assert_eq!(pods, 1.0, "kept at 02:00: {}", d.reason);
-        assert!(d.details["tier_return_probability"] > 0.0);
+        assert_eq!(pods, 0.0, "cold at 02:00: {}", d.reason);
+        assert_eq!(d.details["tier_return_probability"], 0.0);
         assert!(d.reason.contains("time of day"), "{}", d.reason);
     }
 

@@ -32,9 +32,6 @@ pub const MIN_SPELLS: usize = 3;
 pub const SPELLS_KEPT: usize = 256;
 /// Spread of a seen spell length: it stands for lengths within this factor either side.
 pub const SPELL_SPREAD: f64 = 2.0;
-/// Strength of the spell-length estimate as a prior on the time-of-day share, in days of
-/// evidence at that time of day (see [`ReturnForecast::odds`]).
-pub const PRIOR_DAYS: f64 = 1.0;
 
 const DAY_S: f64 = 86_400.0;
 const BINS: usize = (DAY_S / TOD_BIN_S) as usize;
@@ -180,64 +177,47 @@ impl ReturnForecast {
     /// Probability that demand returns within `(now + ahead_s, now + ahead_s + span_s]`,
     /// given none until `now + ahead_s`; `None` while the model is active or nothing has
     /// been learnt yet (the caller falls back to its prior).
-    ///
-    /// With whole days seen, the time-of-day share is shrunk towards the idle-spell
-    /// estimate: the posterior mean of a Beta prior centred on the spell hazard `h` with
-    /// [`PRIOR_DAYS`] pseudo-days, updated by `k` of `n` days with demand at that time of
-    /// day: `(PRIOR_DAYS·h + k) / (PRIOR_DAYS + n)`. Without days, the spell hazard alone.
     #[must_use]
     pub fn odds(&self, now_s: f64, ahead_s: f64, span_s: f64) -> Option<ReturnOdds> {
         let idle_s = self.idle_for_s(now_s)?;
         let from_s = now_s + ahead_s;
-        let (e0, e1) = (idle_s + ahead_s, idle_s + ahead_s + span_s);
-        let hazard = self.spell_hazard(e0, e1);
         let days: Vec<&Day> = self.full_days_before(from_s).collect();
-        if days.is_empty() {
-            return hazard.map(|probability| ReturnOdds {
-                probability,
-                source: ReturnSource::SpellLengths,
+        if !days.is_empty() {
+            // Bins overlapping the span, one bin of slack either side.
+            let first = from_s - TOD_BIN_S;
+            let n = ((span_s + 2.0 * TOD_BIN_S) / TOD_BIN_S).ceil() as i64;
+            let (today, _) = split(from_s);
+            let active = days
+                .iter()
+                .filter(|d| {
+                    // The same times of day on day `d` (a span crossing midnight reads the
+                    // day after it).
+                    let back = (today - d.index) as f64 * DAY_S;
+                    (0..=n).any(|k| {
+                        let (day, bin) = split(first + k as f64 * TOD_BIN_S - back);
+                        self.days.iter().any(|o| o.index == day && o.active[bin])
+                    })
+                })
+                .count();
+            return Some(ReturnOdds {
+                probability: active as f64 / days.len() as f64,
+                source: ReturnSource::TimeOfDay,
             });
         }
-        // Bins overlapping the span, one bin of slack either side.
-        let first = from_s - TOD_BIN_S;
-        let n = ((span_s + 2.0 * TOD_BIN_S) / TOD_BIN_S).ceil() as i64;
-        let (today, _) = split(from_s);
-        let active = days
-            .iter()
-            .filter(|d| {
-                // The same times of day on day `d` (a span crossing midnight reads the
-                // day after it).
-                let back = (today - d.index) as f64 * DAY_S;
-                (0..=n).any(|k| {
-                    let (day, bin) = split(first + k as f64 * TOD_BIN_S - back);
-                    self.days.iter().any(|o| o.index == day && o.active[bin])
-                })
-            })
-            .count();
-        // The prior's centre: the spell hazard, or before enough spells the scale-free
-        // (Lindy) prior the TTL stands for, `P(return within the span | idle e0) =
-        // span / e1` (`docs/scale-to-zero.md`, *Derivation*).
-        let centre = hazard.unwrap_or(if e1 > 0.0 { span_s / e1 } else { 1.0 });
-        Some(ReturnOdds {
-            probability: (PRIOR_DAYS * centre + active as f64) / (PRIOR_DAYS + days.len() as f64),
-            source: ReturnSource::TimeOfDay,
-        })
-    }
-
-    /// The hazard of the spell-length distribution over idle times `(e0, e1]`: the
-    /// probability a spell that has lasted `e0` ends by `e1`; `None` before
-    /// [`MIN_SPELLS`] spells.
-    fn spell_hazard(&self, e0: f64, e1: f64) -> Option<f64> {
         if self.spells.len() < MIN_SPELLS {
             return None;
         }
+        let (e0, e1) = (idle_s + ahead_s, idle_s + ahead_s + span_s);
         let (mut at_risk, mut ending) = (0.0, 0.0);
         for &l in &self.spells {
             let s0 = survival(l, e0);
             at_risk += s0;
             ending += s0 - survival(l, e1);
         }
-        Some(if at_risk > 0.0 { ending / at_risk } else { 0.0 })
+        Some(ReturnOdds {
+            probability: if at_risk > 0.0 { ending / at_risk } else { 0.0 },
+            source: ReturnSource::SpellLengths,
+        })
     }
 }
 
@@ -328,108 +308,16 @@ mod tests {
         feed(&mut f, 2.0 * DAY_S, now + 60.0, 0.0);
         let night = f.odds(now, 0.0, 300.0).unwrap();
         assert_eq!(night.source, ReturnSource::TimeOfDay);
-        // No day had demand at 02:00: only the prior's share is left, here the scale-free
-        // one (a single spell seen), 300 s / 9 h 5 min, over 1 + 2 days.
-        let lindy = 300.0 / (9.0 * 3600.0 + 60.0 + 300.0);
-        assert!((night.probability - lindy / 3.0).abs() < 1e-12, "{night:?}");
+        assert_eq!(night.probability, 0.0, "no day had demand at 02:00");
         // At 07:50, the span 5 min after the next cold start (07:55–08:00 plus slack)
-        // reaches the hours every day had demand: both days, shrunk by one pseudo-day.
+        // reaches the hours every day had demand.
         let morning = 2.0 * DAY_S + 7.0 * 3600.0 + 50.0 * 60.0;
         feed(&mut f, now + 60.0, morning + 60.0, 0.0);
-        let p = f.odds(morning, 300.0, 300.0).unwrap().probability;
-        assert!(p > 2.0 / 3.0 && p < 1.0, "{p}");
-        // An hour earlier, not yet: the prior's share only.
-        assert!(f.odds(morning - 3600.0, 300.0, 300.0).unwrap().probability < 0.01);
-    }
-
-    /// Three 20-min idle spells from 00:00 (so the spell-length estimate exists), then
-    /// days of demand from 08:00 to 17:00 (`active[d]`: whether day `d` had it), then idle
-    /// up to `until_h` hours into the next day. Returns the forecast and that time.
-    fn days_then_idle(active: &[bool], until_h: f64) -> (ReturnForecast, f64) {
-        let mut f = ReturnForecast::new();
-        let mut t = 0.0;
-        for _ in 0..3 {
-            feed(&mut f, t, t + 600.0, 1.0);
-            feed(&mut f, t + 600.0, t + 1800.0, 0.0);
-            t += 1800.0;
-        }
-        feed(&mut f, t, t + 600.0, 1.0);
-        t += 600.0;
-        for (day, a) in active.iter().enumerate() {
-            let d = day as f64 * DAY_S;
-            let rps = if *a { 1.0 } else { 0.0 };
-            feed(&mut f, t, d + 8.0 * 3600.0, 0.0);
-            feed(&mut f, d + 8.0 * 3600.0, d + 17.0 * 3600.0, rps);
-            t = d + 17.0 * 3600.0;
-        }
-        let now = active.len() as f64 * DAY_S + until_h * 3600.0;
-        feed(&mut f, t, now + 60.0, 0.0);
-        (f, now)
-    }
-
-    #[test]
-    fn one_day_of_evidence_is_shrunk_towards_the_spell_lengths_not_taken_as_0_or_1() {
-        // Day 0 had demand 08:00–17:00; day 1 at 07:40, idle since 17:00: the span from
-        // 08:00 reaches hours day 0 had demand.
-        let (f, now) = days_then_idle(&[true], 7.0 + 40.0 / 60.0);
-        let h = f.spell_hazard(
-            f.idle_for_s(now).unwrap() + 1200.0,
-            f.idle_for_s(now).unwrap() + 1500.0,
-        );
-        let o = f.odds(now, 1200.0, 300.0).unwrap();
-        assert_eq!(o.source, ReturnSource::TimeOfDay);
-        assert!(o.probability < 1.0, "{o:?}");
+        assert_eq!(f.odds(morning, 300.0, 300.0).unwrap().probability, 1.0);
+        // An hour earlier, not yet.
         assert_eq!(
-            o.probability,
-            (PRIOR_DAYS * h.unwrap() + 1.0) / (PRIOR_DAYS + 1.0)
+            f.odds(morning - 3600.0, 300.0, 300.0).unwrap().probability,
+            0.0
         );
-        // At 02:00 (idle 9 h) no day had demand: not 0 while the spells seen still say the
-        // lull may end (day 0's 6.4-hour morning lull, spread to 3.2–12.7 h, is among them).
-        let (f, now) = days_then_idle(&[true], 2.0);
-        let e = f.idle_for_s(now).unwrap();
-        let h = f.spell_hazard(e, e + 300.0).unwrap();
-        assert!(h > 0.0);
-        let o = f.odds(now, 0.0, 300.0).unwrap();
-        assert!(o.probability > 0.0, "{o:?}");
-        assert_eq!(o.probability, PRIOR_DAYS * h / (PRIOR_DAYS + 1.0));
-    }
-
-    #[test]
-    fn many_days_of_evidence_converge_to_the_time_of_day_share() {
-        // The same 07:40 span after 1, 3 and 7 days (1 of 1, 2 of 3, 5 of 7 with demand then):
-        // the estimate is within 1 / (PRIOR_DAYS + n) of the share, closer as days add up.
-        let cases: [&[bool]; 3] = [
-            &[true],
-            &[true, false, true],
-            &[true, false, true, true, false, true, true],
-        ];
-        let mut gaps = vec![];
-        for active in cases {
-            let (f, now) = days_then_idle(active, 7.0 + 40.0 / 60.0);
-            let p = f.odds(now, 1200.0, 300.0).unwrap().probability;
-            let share = active.iter().filter(|a| **a).count() as f64 / active.len() as f64;
-            let gap = (p - share).abs();
-            assert!(
-                gap <= 1.0 / (PRIOR_DAYS + active.len() as f64) + 1e-12,
-                "{p} vs {share}"
-            );
-            gaps.push(gap);
-        }
-        assert!(gaps[0] > gaps[1] && gaps[1] > gaps[2], "{gaps:?}");
-        // Seven days without demand at 02:00, and the spells seen no longer say the lull
-        // may end (idle longer than twice every spell): 0, the pod can go cold.
-        let (f, now) = days_then_idle(&[false; 7], 2.0);
-        assert_eq!(f.odds(now, 0.0, 300.0).unwrap().probability, 0.0);
-    }
-
-    #[test]
-    fn no_whole_day_gives_the_spell_length_estimate() {
-        // Day 0 only, at 01:48, idle 9 min after three 21-min spells.
-        let (f, now) = days_then_idle(&[], 1.8);
-        let e = f.idle_for_s(now).unwrap();
-        let o = f.odds(now, 0.0, 300.0).unwrap();
-        assert!(o.probability > 0.0, "{o:?}");
-        assert_eq!(o.source, ReturnSource::SpellLengths);
-        assert_eq!(Some(o.probability), f.spell_hazard(e, e + 300.0));
     }
 }
