@@ -320,4 +320,42 @@ mod tests {
             0.0
         );
     }
+
+    /// Deliberate, measured (`docs/BENCHMARKS.md`, *One day of history: shrinking …*): once
+    /// one whole day exists, its time of day decides alone, even where the idle-spell
+    /// lengths still expect a return. Shrinking towards them kept pods through whole nights
+    /// at the default wait price (break-even 0.03–0.7 % per span).
+    #[test]
+    fn one_whole_day_decides_alone_where_the_spell_lengths_still_expect_a_return() {
+        // Day 0: short bursts at 00:10, 01:00 and 02:00, then demand 08:00–17:00: spells
+        // of 41 min, 51 min and 5.85 h. `whole` samples the day from 00:00, the other from
+        // 00:10 (its first bin unsampled: no whole day).
+        let run = |whole: bool| {
+            let mut f = ReturnForecast::new();
+            if whole {
+                feed(&mut f, 0.0, 600.0, 0.0);
+            }
+            feed(&mut f, 600.0, 1200.0, 1.0);
+            feed(&mut f, 1200.0, 3600.0, 0.0);
+            feed(&mut f, 3600.0, 4200.0, 1.0);
+            feed(&mut f, 4200.0, 7200.0, 0.0);
+            feed(&mut f, 7200.0, 7800.0, 1.0);
+            feed(&mut f, 7800.0, 8.0 * 3600.0, 0.0);
+            feed(&mut f, 8.0 * 3600.0, 17.0 * 3600.0, 1.0);
+            // To day 1, 03:30: idle 10.5 h, within twice the 5.85-h spell.
+            feed(&mut f, 17.0 * 3600.0, DAY_S + 3.5 * 3600.0 + 60.0, 0.0);
+            f
+        };
+        let now = DAY_S + 3.5 * 3600.0;
+        let partial = run(false);
+        assert_eq!(partial.spells(), 3);
+        let spells = partial.odds(now, 0.0, 300.0).unwrap();
+        assert_eq!(spells.source, ReturnSource::SpellLengths);
+        assert!(spells.probability > 0.0, "{spells:?}");
+        let day = run(true);
+        assert_eq!(day.spells(), 3);
+        let tod = day.odds(now, 0.0, 300.0).unwrap();
+        assert_eq!(tod.source, ReturnSource::TimeOfDay);
+        assert_eq!(tod.probability, 0.0, "no demand at 03:30 on the day seen");
+    }
 }
