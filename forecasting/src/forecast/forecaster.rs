@@ -202,6 +202,11 @@ struct Smoother {
 /// Residual count at which the cold-start prior weighs half (see `Forecaster::cold_spread`).
 const PRIOR_WEIGHT_RESIDUALS: f64 = 10.0;
 
+/// Amplitude, relative to the mean, of the daily cycle a young series is assumed to have
+/// and not to have shown yet ("demand may well be half or double"): the cold-start prior is
+/// the change such a cycle makes over the horizon (`Forecaster::prior_spread`).
+const PRIOR_CYCLE_AMPLITUDE: f64 = 0.5;
+
 /// Trend damping of the warm-up smoother: strong, a young series' trend is mostly noise.
 const WARM_PHI: f64 = 0.8;
 
@@ -634,15 +639,18 @@ impl Forecaster {
 
     /// Spread and degrees of freedom of the Student-t fallback. With at least 2 residuals at
     /// this horizon, their RMS (rescaled) blended with a fading prior; otherwise the spread
-    /// of the observations plus a prior 50 % relative uncertainty, because a handful of
-    /// points says nothing about the daily swing still to come.
+    /// of the observations plus a prior for the daily swing a handful of points cannot
+    /// show, as large as that swing can be over `steps` ([`Self::prior_spread`]).
     ///
-    /// Only the estimated part is uncertain about its own size: the prior is a stated
-    /// spread, not one estimated from `n` points. So the degrees of freedom are those of
-    /// the sum (Welch–Satterthwaite, the prior counting as known): `n − 1` when the estimate
-    /// dominates, towards a normal when the prior does. Giving the whole sum `n − 1` made
-    /// two steady samples a Cauchy (t₁'s 95th percentile is 6.3σ), and a young series was
-    /// sized for 4× its observed rate (Mooncake, `docs/forecasting.md`).
+    /// Two parts of the variance are known rather than estimated: the prior (a stated
+    /// belief) and the Poisson noise of a rate counted over one interval, `mean / interval`
+    /// (any arrival stream has at least that; the observed spread or residuals hold it
+    /// too, so only their excess over it is counted as estimated). The degrees of freedom
+    /// are those of the sum (Welch–Satterthwaite): `n − 1` when the estimated excess
+    /// dominates, towards a normal when the known parts do. Giving the whole sum `n − 1`
+    /// made two steady samples a Cauchy (t₁'s 95th percentile is 6.3σ): a young series was
+    /// sized for 4× its rate with the prior, and a horizon's first 2 residuals would do it
+    /// again without one (Mooncake, `docs/forecasting.md`).
     fn cold_spread(&self, steps: usize) -> (f64, f64) {
         let (estimated_var, prior_var, df) = if let Some(rms) = self.calibrator.rms(steps) {
             let n_res = self.calibrator.held(steps);
@@ -654,7 +662,7 @@ impl Forecaster {
             let w = PRIOR_WEIGHT_RESIDUALS / (PRIOR_WEIGHT_RESIDUALS + n_res as f64);
             (
                 resid.powi(2),
-                w * self.prior_spread().powi(2),
+                w * self.prior_spread(steps).powi(2),
                 (n_res - 1) as f64,
             )
         } else {
@@ -664,17 +672,35 @@ impl Forecaster {
             }
             (
                 self.moments.variance() * (1.0 + 1.0 / n as f64),
-                self.prior_spread().powi(2),
+                self.prior_spread(steps).powi(2),
                 (n - 1) as f64,
             )
         };
-        let total = estimated_var + prior_var;
-        (total.sqrt(), satterthwaite_df(total, estimated_var, df))
+        let count_var = self.count_noise_var();
+        let excess_var = (estimated_var - count_var).max(0.0);
+        let total = excess_var + count_var + prior_var;
+        (total.sqrt(), satterthwaite_df(total, excess_var, df))
     }
 
-    /// The prior 50 % relative spread of a young series ("demand may well be half or double").
-    fn prior_spread(&self) -> f64 {
-        0.5 * self.moments.mean.abs()
+    /// The prior spread `steps` ahead of a young series: the standard deviation, over an
+    /// unknown phase, of the change a daily cycle of amplitude `PRIOR_CYCLE_AMPLITUDE` ×
+    /// mean makes in `steps` (√2 · A · sin(π h / day)), held at its quarter-day value, the
+    /// old horizon-free 50 %, beyond that. A young series has not shown its daily swing,
+    /// but within a cold start (minutes) that swing moves demand by about 1 %: the flat
+    /// 50 % sized Mooncake's first 25 minutes for 1.8× its rate (`docs/forecasting.md`).
+    fn prior_spread(&self, steps: usize) -> f64 {
+        let day_steps = self.config.holt_winters.season_steps.max(1) as f64;
+        let fraction_of_day = (steps as f64).min(day_steps / 4.0) / day_steps;
+        std::f64::consts::SQRT_2
+            * PRIOR_CYCLE_AMPLITUDE
+            * (std::f64::consts::PI * fraction_of_day).sin()
+            * self.moments.mean.abs()
+    }
+
+    /// Variance of the series' Poisson noise: a rate (events/s) counted over one interval
+    /// at the observed mean varies by at least `mean / interval_s`.
+    fn count_noise_var(&self) -> f64 {
+        self.moments.mean.abs() / self.config.interval_s
     }
 
     fn scale_floor(&self) -> f64 {
