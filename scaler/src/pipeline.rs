@@ -709,6 +709,56 @@ impl ModelPipeline {
     }
 }
 
+/// The model's spec restricted to one GPU type: the variant whose own cover of the demand
+/// is cheapest, the others held at their minimum. Used when burst sizing added a margin.
+///
+/// Why: the router (least outstanding requests, the simulator's and the usual gateway
+/// rule) splits arrivals by request count, not by speed. Over a sustained rate that
+/// weights by speed, since a faster replica empties sooner; but a burst lands within less
+/// than a service time, and each replica takes about `1/N` of it whatever its speed. The
+/// slowest replica then sets the fleet's pace through the burst (`N × its capacity`, not
+/// `Σ capacities`), and on the slow GPU the burst's prompts are prefilled 4× slower (A100
+/// vs H100), stalling the decodes beside them past the TPOT bound. With `N × c_slowest`
+/// as the fleet's burst rate, a mixed fleet never covers the burst-sized demand more
+/// cheaply than the same count of its cheapest member alone, so the cheapest cover is a
+/// single type. Measured (docs/BENCHMARKS.md, issue 7, 2026-11-29 "Azure"): planning on the
+/// H100 alone was better and cheaper on all four backtest rows.
+fn one_gpu_type(spec: ModelSpec, inventory: Option<&BTreeMap<String, u32>>) -> ModelSpec {
+    if spec.variants.len() < 2 {
+        return spec;
+    }
+    let mut best: Option<(f64, ModelSpec)> = None;
+    for k in 0..spec.variants.len() {
+        if spec.variants[k].max == 0 || spec.variants[k].capacity_per_replica <= 0.0 {
+            continue;
+        }
+        let mut only = spec.clone();
+        for (j, v) in only.variants.iter_mut().enumerate() {
+            if j != k {
+                v.max = v.min;
+            }
+        }
+        let problem = Problem {
+            models: vec![only.clone()],
+            inventory: inventory.cloned(),
+        };
+        let Ok(plan) = plan_fleet(&problem) else {
+            continue;
+        };
+        let Some(p) = plan.models.first().filter(|p| p.feasible) else {
+            continue;
+        };
+        if best
+            .as_ref()
+            .is_none_or(|(cost, _)| p.cost_per_hour < *cost - 1e-9)
+        {
+            best = Some((p.cost_per_hour, only));
+        }
+    }
+    // No single type covers it (limits, inventory): the mixed plan, which says it falls short.
+    best.map_or(spec, |(_, only)| only)
+}
+
 /// Every model and the shared inventory.
 #[derive(Debug)]
 pub struct Fleet {
@@ -811,7 +861,15 @@ impl Fleet {
         let problem = Problem {
             models: ready
                 .iter()
-                .map(|&i| self.models[i].spec(demands[i].unwrap_or(0.0)))
+                .map(|&i| {
+                    let demand = demands[i].unwrap_or(0.0);
+                    let spec = self.models[i].spec(demand);
+                    if demand > uppers[i].unwrap_or(0.0) + 1e-9 {
+                        one_gpu_type(spec, self.inventory.as_ref())
+                    } else {
+                        spec
+                    }
+                })
                 .collect(),
             inventory: self.inventory.clone(),
         };
@@ -847,7 +905,7 @@ impl Fleet {
             let band = m.forecast_band();
             let burst = match dispersion {
                 Some(i) if demand > upper + 1e-9 => format!(
-                    " (+{:.2} for bursts: arrival dispersion {i:.1}, {:.1} s of queueing within TTFT)",
+                    " (+{:.2} for bursts: arrival dispersion {i:.1}, {:.1} s of queueing within TTFT; one GPU type, since routing splits a burst by request count)",
                     demand - upper,
                     m.queue_budget_s
                 ),
@@ -1458,10 +1516,63 @@ mod tests {
             "bursts need more capacity: {bursty} vs {steady}"
         );
         assert!(reason.contains("for bursts"), "{reason}");
+        assert!(reason.contains("one GPU type"), "{reason}");
         // Without burst sizing (window unknown) nothing changes.
         let p = ModelPipeline::new(input(), StabilizerSettings::default()).unwrap();
         assert_eq!(p.arrival_dispersion(), None);
         assert_eq!(p.burst_demand(40.0), 40.0);
+    }
+
+    /// Under bursts a mixed fleet is paced by its slowest replica (routing splits a burst by
+    /// count), so the plan is the cheapest single-type cover, the other types at their
+    /// minimum: here the unrestricted optimum tops 2 fast replicas up with a slow one.
+    #[test]
+    fn a_burst_sized_plan_uses_one_gpu_type() {
+        let variant = |name: &str, cap: f64, cost: f64, min: u32| VariantSpec {
+            name: name.into(),
+            gpu_type: name.into(),
+            gpus_per_replica: 1,
+            capacity_per_replica: cap,
+            cost_per_hour: cost,
+            min,
+            max: 64,
+            current: 0,
+        };
+        let spec = |slow_min: u32| ModelSpec {
+            name: "m".into(),
+            demand: 21.0,
+            priority: 0,
+            variants: vec![
+                variant("fast", 10.0, 3.0, 0),
+                variant("slow", 1.8, 1.3, slow_min),
+            ],
+        };
+        let plan = |s: ModelSpec| {
+            let p = plan_fleet(&Problem {
+                models: vec![s],
+                inventory: None,
+            })
+            .unwrap();
+            let m = &p.models[0];
+            (m.replicas["fast"], m.replicas["slow"], m.cost_per_hour)
+        };
+        // Precondition: mixing is the cheapest cover when load splits by capacity.
+        let (fast, slow, _) = plan(spec(0));
+        assert_eq!((fast, slow), (2, 1));
+        let (fast, slow, cost) = plan(one_gpu_type(spec(0), None));
+        assert_eq!((fast, slow), (3, 0));
+        assert!((cost - 9.0).abs() < 1e-9, "{cost}");
+        // A slow type is chosen when it alone is cheaper (a small demand).
+        let mut small = spec(0);
+        small.demand = 1.5;
+        assert_eq!(plan(one_gpu_type(small, None)).0, 0);
+        // An operator's minimum stays; the rest is one type.
+        let (fast, slow, _) = plan(one_gpu_type(spec(1), None));
+        assert_eq!((fast, slow), (2, 1));
+        // No single type fits the inventory: the mixed plan stands.
+        let inventory = BTreeMap::from([("fast".to_string(), 2), ("slow".to_string(), 1)]);
+        let s = one_gpu_type(spec(0), Some(&inventory));
+        assert!(s.variants.iter().all(|v| v.max == 64), "{s:?}");
     }
 
     #[test]
