@@ -721,8 +721,8 @@ impl ModelPipeline {
 /// vs H100), stalling the decodes beside them past the TPOT bound. With `N × c_slowest`
 /// as the fleet's burst rate, a mixed fleet never covers the burst-sized demand more
 /// cheaply than the same count of its cheapest member alone, so the cheapest cover is a
-/// single type. Measured (docs/BENCHMARKS.md, issue 7, 2026-11-29 "Azure"): planning on the
-/// H100 alone was better and cheaper on all four backtest rows.
+/// single type. Measured (docs/BENCHMARKS.md, issue 7, "Azure: why we missed and paid
+/// more"): better and cheaper on three backtest rows, Azure unchanged.
 fn one_gpu_type(spec: ModelSpec, inventory: Option<&BTreeMap<String, u32>>) -> ModelSpec {
     if spec.variants.len() < 2 {
         return spec;
