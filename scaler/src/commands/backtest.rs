@@ -65,6 +65,8 @@ pub enum RoutingArg {
     LeastLoaded,
     /// Longest cached prefix among the nearly least loaded (Mooncake hash ids).
     PrefixAware,
+    /// Dynamo's KV router cost: least prefill + decode load in blocks, cached prefix not counted.
+    KvCost,
 }
 
 /// `backtest` flags.
@@ -378,6 +380,7 @@ pub fn prepare(
         routing: match args.routing {
             RoutingArg::LeastLoaded => Routing::LeastLoaded,
             RoutingArg::PrefixAware => Routing::PrefixAware,
+            RoutingArg::KvCost => Routing::KvCost,
         },
         block_tokens: 512,
         scaling: ScalingSettings::default(),

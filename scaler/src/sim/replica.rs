@@ -193,6 +193,23 @@ impl Replica {
         self.cache.clear();
     }
 
+    /// Prompt tokens routed here and not yet prefilled (the waiting queue's prompts, and a
+    /// preempted sequence's context to recompute): the prefill load a KV-cost router
+    /// counts.
+    #[must_use]
+    pub fn pending_prefill_tokens(&self) -> u64 {
+        self.waiting
+            .iter()
+            .map(|s| u64::from(s.prompt_tokens) + u64::from(s.generated))
+            .sum()
+    }
+
+    /// Tokens per prefix block (0: prefix caching off).
+    #[must_use]
+    pub fn block_tokens(&self) -> u32 {
+        self.block_tokens
+    }
+
     /// Leading prompt blocks of `req` this replica has cached (for prefix-aware routing).
     #[must_use]
     pub fn cached_prefix_blocks(&self, req: &SimRequest) -> usize {

@@ -5,7 +5,13 @@
 //! older replica. `PrefixAware` first restricts to replicas within `PREFIX_LOAD_SLACK`
 //! requests of the least loaded and, among them, picks the one with the longest cached
 //! prefix of the request (as llm-d's and Dynamo's KV-aware routers trade load for reuse);
-//! with no cached prefix anywhere it is least-loaded.
+//! with no cached prefix anywhere it is least-loaded. `KvCost` is Dynamo's KV router cost
+//! model: each replica's cost is its prefill load — prompt tokens routed to it and not yet
+//! prefilled, plus this request's tokens it has not cached — plus its decode load (tokens
+//! held by running sequences), both in blocks, weight 1 each (Dynamo's default
+//! `kv-overlap-score-weight`); the cheapest replica gets the request. A cached prefix is
+//! worth exactly the prefill it saves, weighed against the queue it would wait behind,
+//! where `PrefixAware` trades them by a fixed request count.
 
 use super::replica::Replica;
 use super::workload::SimRequest;
@@ -22,6 +28,9 @@ pub enum Routing {
     LeastLoaded,
     /// Longest cached prefix among the nearly least loaded.
     PrefixAware,
+    /// Least prefill + decode load in blocks, cached prefix blocks not counted (Dynamo's
+    /// KV router cost).
+    KvCost,
 }
 
 impl Routing {
@@ -38,6 +47,22 @@ impl Routing {
         })?;
         if self == Routing::LeastLoaded || req.hash_ids.is_empty() {
             return Some(least);
+        }
+        if self == Routing::KvCost {
+            let cost = |r: &Replica| {
+                let block = f64::from(r.block_tokens().max(1));
+                let cached =
+                    (r.cached_prefix_blocks(req) as f64 * block).min(f64::from(req.prompt_tokens));
+                let prefill =
+                    r.pending_prefill_tokens() as f64 + (f64::from(req.prompt_tokens) - cached);
+                (prefill + r.kv_tokens() as f64) / block
+            };
+            return (0..candidates.len()).min_by(|&a, &b| {
+                cost(candidates[a])
+                    .total_cmp(&cost(candidates[b]))
+                    .then(load(candidates[a]).cmp(&load(candidates[b])))
+                    .then(a.cmp(&b))
+            });
         }
         let bound = load(candidates[least]) + PREFIX_LOAD_SLACK;
         let (best, blocks) = (0..candidates.len())
@@ -84,5 +109,14 @@ mod tests {
             "no hit: least loaded"
         );
         assert_eq!(Routing::LeastLoaded.pick(&[], &reqs[1]), None);
+        // KV cost: `a` holds request 0 (1024 tokens decoding = 2 blocks) but has blocks 1,
+        // 2 cached, so request 2 costs 2 + 0 there against 0 + 2 on `b`: a tie on cost,
+        // broken by load towards `b`.
+        assert_eq!(Routing::KvCost.pick(&c, &reqs[2]), Some(1));
+        assert_eq!(
+            Routing::KvCost.pick(&c, &reqs[1]),
+            Some(1),
+            "no hit: b is empty"
+        );
     }
 }
