@@ -211,50 +211,8 @@ fn tiered_policies_on_mooncake_report_their_band_and_keep_planned_pods_serving()
     assert!(kv.prefix_hit_rate_after_scale_down >= rs.prefix_hit_rate_after_scale_down);
 }
 
-/// A fixed schedule of replica counts on the first variant, removing pods by `rule`: the
-/// controlled setting for comparing victim rules (same scale-downs at the same times).
-struct Steps {
-    schedule: Vec<(f64, u32)>,
-    rule: slo_scaler::sim::victims::VictimRule,
-}
-
-impl slo_scaler::sim::policy::Policy for Steps {
-    fn name(&self) -> &str {
-        self.rule.name()
-    }
-    fn wishes(
-        &mut self,
-        obs: &slo_scaler::sim::policy::Observation,
-    ) -> Vec<slo_scaler::sim::autoscaler::Wish> {
-        let n = self
-            .schedule
-            .iter()
-            .rev()
-            .find(|(t, _)| *t <= obs.now_s)
-            .map_or(self.schedule[0].1, |(_, n)| *n);
-        let mut w = vec![slo_scaler::sim::autoscaler::Wish::replicas(f64::from(n))];
-        w.resize(
-            obs.variants.len(),
-            slo_scaler::sim::autoscaler::Wish::replicas(0.0),
-        );
-        w
-    }
-    fn initial(&self, default: &[u32]) -> Vec<u32> {
-        let mut v = vec![0; default.len()];
-        v[0] = self.schedule[0].1;
-        v
-    }
-    fn min_replicas(&self, fleet_min: &[u32]) -> Vec<u32> {
-        vec![0; fleet_min.len()]
-    }
-    fn victim_rule(&self) -> slo_scaler::sim::victims::VictimRule {
-        self.rule
-    }
-}
-
 #[test]
 fn victim_rules_compared_on_the_same_scale_downs() {
-    use slo_scaler::sim::victims::VictimRule;
     let Some(data) = data() else { return };
     let trace = data.join("traces/mooncake/conversation_trace.jsonl");
     let mut a = args(trace, 0.0, 3600.0);
@@ -262,46 +220,19 @@ fn victim_rules_compared_on_the_same_scale_downs() {
     a.slo_ttft_ms = Some(5000.0);
     let config = Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap();
     let p = prepare(&a.trace, &config, None, &a).unwrap();
-    let schedule = vec![(0.0, 10), (900.0, 8), (1500.0, 7), (2100.0, 6), (2700.0, 5)];
-    let run = |rule| {
-        slo_scaler::sim::simulate(
-            &p.requests,
-            &p.spec,
-            &mut Steps {
-                schedule: schedule.clone(),
-                rule,
-            },
-        )
-    };
-    let kv = run(VictimRule::KvAware);
-    let rs = run(VictimRule::ReplicaSetDefault);
-    let (zk, zr) = (&kv.scale_to_zero, &rs.scale_to_zero);
-    let union: Vec<bool> = zk
-        .request_after_scale_down
-        .iter()
-        .zip(&zr.request_after_scale_down)
-        .map(|(a, b)| *a || *b)
-        .collect();
-    let p90 = |z: &slo_scaler::sim::tier_metrics::ScaleToZeroReport| {
-        let mut v: Vec<f64> = z
-            .request_ttft_s
-            .iter()
-            .zip(&union)
-            .filter_map(|(t, &u)| if u { *t } else { None })
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v[(v.len() * 9) / 10]
-    };
+    let schedule = [(0.0, 10), (900.0, 8), (1500.0, 7), (2100.0, 6), (2700.0, 5)];
+    let c = slo_scaler::sim::victims::compare_on_schedule(&p.requests, &p.spec, &schedule);
+    let (zk, zr) = (
+        &c.kv_aware.report.scale_to_zero,
+        &c.replicaset.report.scale_to_zero,
+    );
+    let (tk, tr) = (c.kv_aware.ttft_p90_after_s, c.replicaset.ttft_p90_after_s);
     eprintln!(
-        "kv-aware: {} downs, hit after {:.4}, TTFT p90 after {:.3} s, all {:?}; replicaset: {} downs, hit after {:.4}, TTFT p90 after {:.3} s, all {:?}",
+        "kv-aware: {} downs, hit after {:.4}, TTFT p90 after {tk:.3} s; replicaset: {} downs, hit after {:.4}, TTFT p90 after {tr:.3} s",
         zk.scale_downs,
         zk.prefix_hit_rate_after_scale_down,
-        p90(zk),
-        kv.ttft_ms,
         zr.scale_downs,
         zr.prefix_hit_rate_after_scale_down,
-        p90(zr),
-        rs.ttft_ms
     );
     // The same five scale-downs at the same times; only the victims differ.
     assert_eq!(zk.scale_downs, zr.scale_downs);
@@ -317,5 +248,5 @@ fn victim_rules_compared_on_the_same_scale_downs() {
     );
     // Half a point of hits is too little prefill to move the TTFT tail (measured 3.348 vs
     // 3.343 s): the "better TTFT p90" is not reached; what holds is a tie.
-    assert!(p90(zk) <= 1.02 * p90(zr), "{} vs {}", p90(zk), p90(zr));
+    assert!(tk <= 1.02 * tr, "{tk} vs {tr}");
 }

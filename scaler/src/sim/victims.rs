@@ -104,6 +104,70 @@ pub fn order(rule: VictimRule, now_s: f64, cands: &[Candidate]) -> Vec<usize> {
     idx
 }
 
+/// One victim rule's run in [`compare_on_schedule`].
+#[derive(Debug, Clone)]
+pub struct VictimRun {
+    /// The whole run.
+    pub report: crate::sim::metrics::SimReport,
+    /// p90 TTFT, seconds, of the requests arriving within the after-scale-down window of
+    /// either run (the union, so both rules are measured on the same requests); NaN when
+    /// there are none.
+    pub ttft_p90_after_s: f64,
+}
+
+/// KV-aware against the ReplicaSet's default order on one fixed schedule.
+#[derive(Debug, Clone)]
+pub struct VictimComparison {
+    /// Pod-deletion cost from the KV-cache ranking.
+    pub kv_aware: VictimRun,
+    /// Kubernetes' order without deletion costs.
+    pub replicaset: VictimRun,
+}
+
+/// Runs `requests` on `spec` twice under the same schedule of replica counts on the first
+/// variant (`(from_s, replicas)`, see [`crate::sim::policy::fixed::Scheduled`]), once
+/// removing pods KV-aware and once in the ReplicaSet's default order: the controlled
+/// comparison of issue 9 (same scale-downs at the same times, only the victims differ).
+#[must_use]
+pub fn compare_on_schedule(
+    requests: &[crate::sim::workload::SimRequest],
+    spec: &crate::sim::FleetSpec,
+    schedule: &[(f64, u32)],
+) -> VictimComparison {
+    use crate::sim::policy::fixed::Scheduled;
+    let run =
+        |rule| crate::sim::simulate(requests, spec, &mut Scheduled::new(schedule.to_vec(), rule));
+    let (kv, rs) = (run(VictimRule::KvAware), run(VictimRule::ReplicaSetDefault));
+    let union: Vec<bool> = kv
+        .scale_to_zero
+        .request_after_scale_down
+        .iter()
+        .zip(&rs.scale_to_zero.request_after_scale_down)
+        .map(|(a, b)| *a || *b)
+        .collect();
+    let p90 = |r: &crate::sim::metrics::SimReport| {
+        let mut v: Vec<f64> = r
+            .scale_to_zero
+            .request_ttft_s
+            .iter()
+            .zip(&union)
+            .filter_map(|(t, &u)| if u { *t } else { None })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get((v.len() * 9) / 10).copied().unwrap_or(f64::NAN)
+    };
+    VictimComparison {
+        kv_aware: VictimRun {
+            ttft_p90_after_s: p90(&kv),
+            report: kv,
+        },
+        replicaset: VictimRun {
+            ttft_p90_after_s: p90(&rs),
+            report: rs,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
