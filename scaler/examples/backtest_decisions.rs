@@ -14,7 +14,7 @@ use slo_scaler::commands::backtest::{BacktestArgs, DEFAULT_CONFIG_YAML, prepare}
 use slo_scaler::config::Config;
 use slo_scaler::decision::ModelOutcome;
 use slo_scaler::pipeline::{Fleet, ModelInput, ModelPipeline, SloTarget, VariantInput};
-use slo_scaler::sim::autoscaler::Wish;
+use slo_scaler::sim::autoscaler::{ScalingSettings, Wish};
 use slo_scaler::sim::metrics::meets_both;
 use slo_scaler::sim::policy::{Observation, Policy, PolicyContext};
 use slo_scaler::sim::simulate_with_outcomes;
@@ -37,6 +37,10 @@ impl Policy for Diag {
     }
     fn min_replicas(&self, fleet_min: &[u32]) -> Vec<u32> {
         fleet_min.to_vec()
+    }
+    // As `sim::policy::SloScaler`: the HPA behaviour our ScaledObjects set.
+    fn scaling(&self, base: ScalingSettings) -> ScalingSettings {
+        base.rendered()
     }
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
         // DIAG_FLOOR=N: ask for N replicas of the first variant from t = 0 (what any policy
@@ -62,6 +66,14 @@ impl Policy for Diag {
             .map(|x| x / 1e3);
         let tpot_s = obs.tpot_p90_ms.map(|x| x / 1e3);
         let waiting: u64 = obs.variants.iter().map(|v| v.waiting).sum();
+        // As `sim::policy::slo_scaler::PipelineLoop`: the pool running at the start.
+        let running: BTreeMap<String, u32> = self
+            .names
+            .iter()
+            .zip(&obs.variants)
+            .map(|(n, v)| (n.clone(), v.ready + v.starting))
+            .collect();
+        self.fleet.know_running("model", obs.now_s, running);
         self.fleet.observe("model", obs.now_s, obs.arrivals_per_s);
         self.fleet.observe_waiting("model", Some(waiting as f64));
         // DIAG_NO_LATENCY=1: the pipeline without the closed loop (what the correction adds).
@@ -73,16 +85,23 @@ impl Policy for Diag {
         if let Some(ModelOutcome::Planned(vs)) = d.first().map(|d| &d.outcome) {
             for (i, name) in self.names.iter().enumerate() {
                 if let Some(v) = vs.iter().find(|v| &v.variant == name) {
-                    if (self.last[i].value - v.desired_replicas).abs() > 1e-9 || obs.now_s < 1.0 {
+                    // DIAG_EVERY=1: every sync, not only changes (to decompose a fleet's
+                    // replica-hours into forecast, burst, backlog, correction and hold).
+                    if (self.last[i].value - v.desired_replicas).abs() > 1e-9
+                        || obs.now_s < 1.0
+                        || std::env::var_os("DIAG_EVERY").is_some()
+                    {
                         println!(
-                            "t {:6.0} rate {:6.2} ttft90 {:?} tpot90 {:?} | {name} -> {} | {} | {:?}",
+                            "t {:6.0} rate {:6.2} ttft90 {:?} tpot90 {:?} | {name} -> {} | {} | {:?} | ready {} starting {}",
                             obs.now_s,
                             obs.arrivals_per_s,
                             obs.ttft_p90_ms.map(|x| x.round()),
                             obs.tpot_p90_ms.map(|x| x.round()),
                             v.desired_replicas,
                             v.reason,
-                            v.details
+                            v.details,
+                            obs.variants[i].ready,
+                            obs.variants[i].starting
                         );
                     }
                     self.last[i] = Wish::replicas(v.desired_replicas);

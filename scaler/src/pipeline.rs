@@ -828,6 +828,22 @@ impl Fleet {
         }
     }
 
+    /// Tells a model's stabiliser the replicas each variant runs before its first tick (e.g.
+    /// read from the Deployments), so its first plan obeys the scale-down window like every
+    /// later one instead of being taken as is (`docs/sizing.md`, *Stabilisation*). Ignored
+    /// once the model has reported. Returns whether it was taken.
+    pub fn know_running(
+        &mut self,
+        model: &str,
+        now_s: f64,
+        running: BTreeMap<String, u32>,
+    ) -> bool {
+        self.models
+            .iter_mut()
+            .find(|m| m.name == model)
+            .is_some_and(|m| m.stabilizer.know_current(now_s, running))
+    }
+
     /// Replays a model's demand history (`(unix_s, req/s)`, oldest first), e.g. backfilled
     /// from Prometheus at start, through the same online path as live samples, so a
     /// restarted scaler forecasts as if it had never stopped. Returns the points used.

@@ -91,6 +91,17 @@ impl Stabilizer {
         s
     }
 
+    /// Before the first tick, learns what runs now (as [`Self::with_current`]); once
+    /// something was reported, its own memory is what counts and this does nothing.
+    /// Returns whether it was taken.
+    pub fn know_current(&mut self, now_s: f64, current: BTreeMap<String, u32>) -> bool {
+        if self.reported.is_some() {
+            return false;
+        }
+        *self = Self::with_current(self.settings, now_s, current);
+        true
+    }
+
     /// What was reported last.
     pub fn reported(&self) -> Option<&BTreeMap<String, u32>> {
         self.reported.as_ref()
@@ -316,6 +327,30 @@ mod tests {
         let current: BTreeMap<String, u32> = [("a".to_string(), 6)].into();
         let mut s = Stabilizer::with_current(StabilizerSettings::default(), 0.0, current);
         assert_eq!(s.step(5.0, &plan(&[("a", 2)], 10.0), 15.0)["a"].replicas, 6);
+    }
+
+    #[test]
+    fn what_runs_before_the_first_tick_is_held_but_not_after() {
+        let current = || -> BTreeMap<String, u32> { [("a".to_string(), 6)].into() };
+        let mut s = Stabilizer::new(StabilizerSettings::default());
+        assert!(s.know_current(0.0, current()));
+        assert_eq!(s.step(5.0, &plan(&[("a", 2)], 10.0), 15.0)["a"].replicas, 6);
+        assert_eq!(
+            s.step(301.0, &plan(&[("a", 2)], 10.0), 15.0)["a"].replicas,
+            2
+        );
+        // Once it has reported, its own memory counts: a late report changes nothing.
+        assert!(!s.know_current(302.0, current()));
+        assert_eq!(
+            s.step(303.0, &plan(&[("a", 2)], 10.0), 15.0)["a"].replicas,
+            2
+        );
+        // Not told: the first plan is taken as is.
+        let mut fresh = Stabilizer::new(StabilizerSettings::default());
+        assert_eq!(
+            fresh.step(5.0, &plan(&[("a", 2)], 10.0), 15.0)["a"].replicas,
+            2
+        );
     }
 
     #[test]

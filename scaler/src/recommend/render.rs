@@ -414,15 +414,25 @@ pub fn scaled_objects(report: &Report, config: &Config, opts: &ManifestOptions) 
                  # or the forecast peak if that is more. Never a fake 0.\n  \
                  fallback:\n    failureThreshold: 3\n    replicas: {fallback}\n    behavior: currentReplicasIfHigher"
             );
+            // The backtest simulates our Deployments with these very numbers
+            // (`ScalingSettings::rendered`), so what is measured is what is deployed.
+            let b = crate::sim::autoscaler::ScalingSettings::default().rendered();
             let _ = writeln!(
                 out,
                 "  advanced:\n    horizontalPodAutoscalerConfig:\n      behavior:\n        \
                  scaleUp:\n          stabilizationWindowSeconds: 0\n          selectPolicy: Max\n          \
-                 policies:\n            - {{ type: Pods, value: 4, periodSeconds: 30 }}\n            \
-                 - {{ type: Percent, value: 100, periodSeconds: 30 }}\n        \
+                 policies:\n            - {{ type: Pods, value: {}, periodSeconds: {} }}\n            \
+                 - {{ type: Percent, value: {}, periodSeconds: {} }}\n        \
                  # The scaler already holds scale-downs for its own window ({cooldown} s).\n        \
-                 scaleDown:\n          stabilizationWindowSeconds: 60\n          policies:\n            \
-                 - {{ type: Percent, value: 50, periodSeconds: 60 }}"
+                 scaleDown:\n          stabilizationWindowSeconds: {}\n          policies:\n            \
+                 - {{ type: Percent, value: {}, periodSeconds: {} }}",
+                b.scale_up_pods,
+                b.scale_up_period_s,
+                b.scale_up_percent,
+                b.scale_up_period_s,
+                b.scale_down_stabilization_s,
+                b.scale_down_percent.unwrap_or(100.0),
+                b.scale_down_period_s,
             );
             let _ = writeln!(
                 out,

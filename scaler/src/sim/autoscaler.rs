@@ -13,6 +13,11 @@
 //! 3. **HPA behaviour** (Kubernetes defaults): scale-up limited per sync to
 //!    `max(current + scale_up_pods, current · (1 + scale_up_percent/100))`; scale-down to the
 //!    highest recommendation within the last `scale_down_stabilization_s`.
+//!
+//! The behaviour (step 3) is per Deployment: a policy deployed with its own `behavior`
+//! block is simulated with it ([`super::policy::Policy::scaling`]). Ours is
+//! [`ScalingSettings::rendered`], the block `slo-scaler recommend` writes into every
+//! ScaledObject: a short scale-down window, since the scaler holds scale-downs itself.
 
 use std::collections::VecDeque;
 
@@ -56,6 +61,14 @@ pub struct ScalingSettings {
     pub scale_up_pods: u32,
     /// HPA default scale-up policy: percent per sync (default 100).
     pub scale_up_percent: f64,
+    /// Period of the scale-up policies, seconds: the limits apply to the replicas at the
+    /// period's start (default: one sync, 15 s, the HPA default's `periodSeconds`).
+    pub scale_up_period_s: f64,
+    /// Scale-down policy: at most this percent of the replicas at the start of
+    /// `scale_down_period_s` removed (`None`: the HPA default, 100 %, no limit).
+    pub scale_down_percent: Option<f64>,
+    /// Period of the scale-down policy, seconds.
+    pub scale_down_period_s: f64,
 }
 
 impl Default for ScalingSettings {
@@ -68,6 +81,31 @@ impl Default for ScalingSettings {
             scale_down_stabilization_s: 300.0,
             scale_up_pods: 4,
             scale_up_percent: 100.0,
+            scale_up_period_s: 15.0,
+            scale_down_percent: None,
+            scale_down_period_s: 15.0,
+        }
+    }
+}
+
+impl ScalingSettings {
+    /// These settings with the HPA `behavior` that `slo-scaler recommend` renders into each
+    /// ScaledObject (`recommend::render::scaled_objects`, which prints these fields, and
+    /// `charts/slo-scaler/examples/scaledobjects.yaml`): scale-up 4 pods or 100 % per 30 s;
+    /// scale-down window 60 s, at most 50 % per 60 s. Why the short window: the scaler
+    /// already holds every scale-down for `sizing.stabilization.scale_down_window_s`
+    /// (`docs/sizing.md`, *Stabilisation*); under the HPA's default 300 s window on top, a
+    /// replica the plans stopped needing would be paid for two windows, not one.
+    #[must_use]
+    pub fn rendered(self) -> Self {
+        Self {
+            scale_up_pods: 4,
+            scale_up_percent: 100.0,
+            scale_up_period_s: 30.0,
+            scale_down_stabilization_s: 60.0,
+            scale_down_percent: Some(50.0),
+            scale_down_period_s: 60.0,
+            ..self
         }
     }
 }
@@ -82,6 +120,9 @@ pub struct VariantScaler {
     next_poll_s: f64,
     /// Recommendations within the scale-down window: (time, replicas).
     recent: VecDeque<(f64, u32)>,
+    /// Replica changes this scaler made, (time, change), within the longest policy period:
+    /// the HPA's rate limits count from the replicas at a period's start.
+    changes: VecDeque<(f64, i64)>,
 }
 
 impl VariantScaler {
@@ -95,7 +136,35 @@ impl VariantScaler {
             last_active_s: 0.0,
             next_poll_s: 0.0,
             recent: VecDeque::new(),
+            changes: VecDeque::new(),
         }
+    }
+
+    /// Replicas added (`up`) or removed (`!up`) by this scaler within the last `period_s`
+    /// (the HPA's `replicasAddedInPeriod` / `replicasDeletedInPeriod`).
+    fn changed_within(&self, now_s: f64, period_s: f64, up: bool) -> u32 {
+        let n: i64 = self
+            .changes
+            .iter()
+            .filter(|(t, d)| t + period_s > now_s + 1e-9 && (*d > 0) == up)
+            .map(|(_, d)| d.abs())
+            .sum();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    fn record(&mut self, now_s: f64, current: u32, result: u32) -> u32 {
+        if result != current {
+            self.changes
+                .push_back((now_s, i64::from(result) - i64::from(current)));
+        }
+        let keep = self
+            .settings
+            .scale_up_period_s
+            .max(self.settings.scale_down_period_s);
+        while self.changes.front().is_some_and(|(t, _)| t + keep <= now_s) {
+            self.changes.pop_front();
+        }
+        result
     }
 
     /// A Deployment that had been running `replicas` before `at_s` (the slice's start): the
@@ -152,10 +221,12 @@ impl VariantScaler {
         {
             self.recent.pop_front();
         }
-        if proposal >= current {
-            let by_pods = current + s.scale_up_pods;
-            let by_pct = (f64::from(current) * (1.0 + s.scale_up_percent / 100.0)).floor() as u32;
-            proposal.min(by_pods.max(by_pct))
+        let result = if proposal >= current {
+            let start =
+                current.saturating_sub(self.changed_within(now_s, s.scale_up_period_s, true));
+            let by_pods = start + s.scale_up_pods;
+            let by_pct = (f64::from(start) * (1.0 + s.scale_up_percent / 100.0)).floor() as u32;
+            proposal.min(by_pods.max(by_pct)).max(current)
         } else {
             let highest = self
                 .recent
@@ -163,8 +234,17 @@ impl VariantScaler {
                 .map(|(_, r)| *r)
                 .max()
                 .unwrap_or(proposal);
-            highest.min(current)
-        }
+            let held = highest.min(current);
+            match s.scale_down_percent {
+                Some(pct) => {
+                    let start = current + self.changed_within(now_s, s.scale_down_period_s, false);
+                    let limit = (f64::from(start) * (1.0 - pct / 100.0)) as u32;
+                    held.max(limit.min(current))
+                }
+                None => held,
+            }
+        };
+        self.record(now_s, current, result)
     }
 }
 
@@ -210,6 +290,36 @@ mod tests {
             "+4 pods beats +100 %"
         );
         assert_eq!(v.decide(15.0, Wish::replicas(50.0), 10, 10), 20, "+100 %");
+    }
+
+    #[test]
+    fn the_rendered_behaviour_holds_scale_downs_60_s_and_halves_at_most_per_minute() {
+        let mut v = VariantScaler::new(ScalingSettings::default().rendered(), 1, 100);
+        assert_eq!(v.decide(0.0, Wish::replicas(8.0), 8, 8), 8);
+        // Held for the 60 s window (the default holds 300 s: see the first test) …
+        assert_eq!(v.decide(15.0, Wish::replicas(1.0), 8, 8), 8);
+        assert_eq!(v.decide(60.0, Wish::replicas(1.0), 8, 8), 8);
+        // … then at most 50 % of the replicas at the period's start per 60 s.
+        assert_eq!(v.decide(75.0, Wish::replicas(1.0), 8, 8), 4);
+        assert_eq!(v.decide(90.0, Wish::replicas(1.0), 4, 4), 4);
+        assert_eq!(v.decide(135.0, Wish::replicas(1.0), 4, 4), 2);
+        assert_eq!(v.decide(195.0, Wish::replicas(1.0), 2, 2), 1);
+    }
+
+    #[test]
+    fn the_rendered_scale_up_limit_counts_from_the_start_of_its_30_s_period() {
+        let mut v = VariantScaler::new(ScalingSettings::default().rendered(), 1, 100);
+        assert_eq!(v.decide(0.0, Wish::replicas(50.0), 2, 2), 6, "+4 pods");
+        // 15 s later the period still started at 2: no more than 6 (the default: 10).
+        assert_eq!(v.decide(15.0, Wish::replicas(50.0), 6, 2), 6);
+        assert_eq!(
+            v.decide(30.0, Wish::replicas(50.0), 6, 2),
+            12,
+            "+100 % of 6"
+        );
+        let mut d = VariantScaler::new(ScalingSettings::default(), 1, 100);
+        assert_eq!(d.decide(0.0, Wish::replicas(50.0), 2, 2), 6);
+        assert_eq!(d.decide(15.0, Wish::replicas(50.0), 6, 2), 12);
     }
 
     #[test]

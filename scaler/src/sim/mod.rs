@@ -472,13 +472,14 @@ pub fn simulate_with_outcomes(
         sim.max_held[v] = n;
     }
     let mins = policy.min_replicas(&spec.variants.iter().map(|v| v.min).collect::<Vec<_>>());
+    let scaling = policy.scaling(spec.scaling);
     let mut scalers: Vec<VariantScaler> = spec
         .variants
         .iter()
         .zip(&mins)
         .enumerate()
         .map(|(i, (v, &min))| {
-            VariantScaler::new(spec.scaling, min, v.max)
+            VariantScaler::new(scaling, min, v.max)
                 .running_before(0.0, initial.get(i).copied().unwrap_or(0))
         })
         .collect();

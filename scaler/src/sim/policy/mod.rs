@@ -90,6 +90,15 @@ pub trait Policy {
     fn warm_replicas(&self) -> Option<Vec<u32>> {
         None
     }
+    /// The KEDA/HPA settings its Deployments run with, given the simulation's (Kubernetes'
+    /// defaults unless a caller changed them): a policy whose deployment sets its own HPA
+    /// `behavior` returns it here, so the backtest replays what is deployed.
+    fn scaling(
+        &self,
+        base: super::autoscaler::ScalingSettings,
+    ) -> super::autoscaler::ScalingSettings {
+        base
+    }
     /// How the Deployment picks pods to remove (the simulator's least-loaded rule unless
     /// the policy sets pod-deletion costs or asks for the ReplicaSet's own order).
     fn victim_rule(&self) -> super::victims::VictimRule {

@@ -61,6 +61,18 @@ impl PipelineLoop {
         before_tick: impl FnOnce(&mut Fleet),
         mut per_variant: impl FnMut(usize, &VariantDecision),
     ) -> Vec<Wish> {
+        // A scaler that ran before the slice (its forecaster was fed the history) had been
+        // asking for the pool that runs at the start: its scale-down window holds that pool,
+        // as the HPA's does (`VariantScaler::running_before`). Without this the first plan
+        // would be taken as is and only the HPA's window — 60 s with our ScaledObjects —
+        // would stand between it and the running pool.
+        let running: std::collections::BTreeMap<String, u32> = self
+            .names
+            .iter()
+            .zip(&obs.variants)
+            .map(|(n, v)| (n.clone(), v.ready + v.starting))
+            .collect();
+        self.fleet.know_running(MODEL, obs.now_s, running);
         self.fleet.observe(MODEL, obs.now_s, obs.arrivals_per_s);
         before_tick(&mut self.fleet);
         let decisions = self.fleet.tick(obs.now_s);
@@ -104,6 +116,15 @@ impl SloScaler {
 impl Policy for SloScaler {
     fn name(&self) -> &str {
         "slo-scaler"
+    }
+
+    /// Deployed through the ScaledObjects `slo-scaler recommend` renders, whose HPA
+    /// `behavior` leaves scale-down holding to the scaler's own window.
+    fn scaling(
+        &self,
+        base: crate::sim::autoscaler::ScalingSettings,
+    ) -> crate::sim::autoscaler::ScalingSettings {
+        base.rendered()
     }
 
     fn min_replicas(&self, fleet_min: &[u32]) -> Vec<u32> {

@@ -76,6 +76,15 @@ impl Policy for Tiered {
         self.name
     }
 
+    /// Deployed through the ScaledObjects `slo-scaler recommend` renders, whose HPA
+    /// `behavior` leaves scale-down holding to the scaler's own window.
+    fn scaling(
+        &self,
+        base: crate::sim::autoscaler::ScalingSettings,
+    ) -> crate::sim::autoscaler::ScalingSettings {
+        base.rendered()
+    }
+
     fn min_replicas(&self, fleet_min: &[u32]) -> Vec<u32> {
         fleet_min.to_vec()
     }
