@@ -9,14 +9,14 @@
 use std::collections::BTreeMap;
 
 use clap::Parser;
-use forecasting::profile::Profile;
 use slo_scaler::commands::backtest::{BacktestArgs, DEFAULT_CONFIG_YAML, prepare};
 use slo_scaler::config::Config;
 use slo_scaler::decision::ModelOutcome;
-use slo_scaler::pipeline::{Fleet, ModelInput, ModelPipeline, SloTarget, VariantInput};
+use slo_scaler::pipeline::Fleet;
 use slo_scaler::sim::autoscaler::{ScalingSettings, Wish};
 use slo_scaler::sim::metrics::meets_both;
-use slo_scaler::sim::policy::{Observation, Policy, PolicyContext};
+use slo_scaler::sim::policy::slo_scaler::pipeline_fleet;
+use slo_scaler::sim::policy::{Observation, Policy};
 use slo_scaler::sim::simulate_with_outcomes;
 
 #[derive(Parser)]
@@ -112,43 +112,6 @@ impl Policy for Diag {
     }
 }
 
-fn fleet_of(ctx: &PolicyContext) -> Fleet {
-    let variants = ctx
-        .variants
-        .iter()
-        .map(|v| VariantInput {
-            name: v.name.clone(),
-            gpu_type: v.profile.gpu.clone(),
-            gpus_per_replica: v.profile.tensor_parallel,
-            profile: Profile::clone(&v.profile),
-            min: v.min,
-            max: v.max,
-        })
-        .collect();
-    let pipeline = ModelPipeline::new(
-        ModelInput {
-            name: "model".into(),
-            priority: 0,
-            target: SloTarget {
-                slo: ctx.slo,
-                attainment: ctx.attainment,
-            },
-            mix: ctx.mix.clone(),
-            variants,
-            forecast_interval_s: ctx.forecast_interval_s,
-        },
-        ctx.stabilization,
-    )
-    .unwrap()
-    .with_burst_sizing(ctx.rate_window_s);
-    let mut fleet = Fleet::new(vec![pipeline], None);
-    let n = ctx.history_rates_per_s.len();
-    for (k, rate) in ctx.history_rates_per_s.iter().enumerate() {
-        fleet.observe("model", -((n - k) as f64) * ctx.forecast_interval_s, *rate);
-    }
-    fleet
-}
-
 fn main() {
     let cli = Cli::parse();
     let config = Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap();
@@ -162,7 +125,8 @@ fn main() {
         );
     }
     let mut policy = Diag {
-        fleet: fleet_of(ctx),
+        // The fleet the `slo-scaler` policy runs, history fed.
+        fleet: pipeline_fleet(ctx, None).expect("the embedded fleet meets its SLO"),
         names: ctx.variants.iter().map(|v| v.name.clone()).collect(),
         last: ctx
             .variants

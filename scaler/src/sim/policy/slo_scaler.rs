@@ -179,7 +179,7 @@ fn band_of(d: &VariantDecision) -> Option<ForecastBand> {
 ///
 /// # Errors
 /// [`PolicyError::Pipeline`] when a variant cannot meet the SLO or the settings are invalid.
-pub(crate) fn pipeline_fleet(
+pub fn pipeline_fleet(
     ctx: &PolicyContext,
     tiers: Option<crate::tiers::TierSettings>,
 ) -> Result<Fleet, PolicyError> {
