@@ -11,11 +11,9 @@ use std::collections::BTreeMap;
 use clap::Parser;
 use slo_scaler::commands::backtest::{BacktestArgs, DEFAULT_CONFIG_YAML, prepare};
 use slo_scaler::config::Config;
-use slo_scaler::decision::ModelOutcome;
-use slo_scaler::pipeline::Fleet;
 use slo_scaler::sim::autoscaler::{ScalingSettings, Wish};
 use slo_scaler::sim::metrics::meets_both;
-use slo_scaler::sim::policy::slo_scaler::pipeline_fleet;
+use slo_scaler::sim::policy::slo_scaler::{PipelineLoop, feed_engine_metrics};
 use slo_scaler::sim::policy::{Observation, Policy};
 use slo_scaler::sim::simulate_with_outcomes;
 
@@ -25,10 +23,11 @@ struct Cli {
     args: BacktestArgs,
 }
 
+/// `slo-scaler` exactly (its `PipelineLoop` and engine metrics), printing each decision.
 struct Diag {
-    fleet: Fleet,
-    names: Vec<String>,
-    last: Vec<Wish>,
+    core: PipelineLoop,
+    /// The wish printed last per variant (to print changes only).
+    printed: Vec<f64>,
 }
 
 impl Policy for Diag {
@@ -50,65 +49,39 @@ impl Policy for Diag {
             .ok()
             .and_then(|v| v.parse::<f64>().ok())
         {
-            let mut w = vec![Wish::replicas(0.0); self.names.len()];
+            let mut w = vec![Wish::replicas(0.0); self.core.names().len()];
             w[0] = Wish::replicas(n);
             return w;
         }
-        let serving: BTreeMap<String, u32> = self
-            .names
-            .iter()
-            .zip(&obs.variants)
-            .map(|(n, v)| (n.clone(), v.ready))
-            .collect();
-        let ttft_s = (obs.gateway_waiting == 0)
-            .then_some(obs.ttft_p90_ms)
-            .flatten()
-            .map(|x| x / 1e3);
-        let tpot_s = obs.tpot_p90_ms.map(|x| x / 1e3);
-        let waiting: u64 = obs.variants.iter().map(|v| v.waiting).sum();
-        // As `sim::policy::slo_scaler::PipelineLoop`: the pool running at the start.
-        let running: BTreeMap<String, u32> = self
-            .names
-            .iter()
-            .zip(&obs.variants)
-            .map(|(n, v)| (n.clone(), v.ready + v.starting))
-            .collect();
-        self.fleet.know_running("model", obs.now_s, running);
-        self.fleet.observe("model", obs.now_s, obs.arrivals_per_s);
-        self.fleet.observe_waiting("model", Some(waiting as f64));
         // DIAG_NO_LATENCY=1: the pipeline without the closed loop (what the correction adds).
-        if std::env::var_os("DIAG_NO_LATENCY").is_none() {
-            self.fleet
-                .observe_latency("model", ttft_s, tpot_s, Some(&serving));
-        }
-        let d = self.fleet.tick(obs.now_s);
-        if let Some(ModelOutcome::Planned(vs)) = d.first().map(|d| &d.outcome) {
-            for (i, name) in self.names.iter().enumerate() {
-                if let Some(v) = vs.iter().find(|v| &v.variant == name) {
-                    // DIAG_EVERY=1: every sync, not only changes (to decompose a fleet's
-                    // replica-hours into forecast, burst, backlog, correction and hold).
-                    if (self.last[i].value - v.desired_replicas).abs() > 1e-9
-                        || obs.now_s < 1.0
-                        || std::env::var_os("DIAG_EVERY").is_some()
-                    {
-                        println!(
-                            "t {:6.0} rate {:6.2} ttft90 {:?} tpot90 {:?} | {name} -> {} | {} | {:?} | ready {} starting {}",
-                            obs.now_s,
-                            obs.arrivals_per_s,
-                            obs.ttft_p90_ms.map(|x| x.round()),
-                            obs.tpot_p90_ms.map(|x| x.round()),
-                            v.desired_replicas,
-                            v.reason,
-                            v.details,
-                            obs.variants[i].ready,
-                            obs.variants[i].starting
-                        );
-                    }
-                    self.last[i] = Wish::replicas(v.desired_replicas);
+        let latency = std::env::var_os("DIAG_NO_LATENCY").is_none();
+        // DIAG_EVERY=1: every sync, not only changes (to decompose a fleet's replica-hours
+        // into forecast, burst, backlog, correction and hold).
+        let every = std::env::var_os("DIAG_EVERY").is_some();
+        let names = self.core.names().to_vec();
+        let printed = &mut self.printed;
+        self.core.plan(
+            obs,
+            |fleet| feed_engine_metrics(fleet, &names, obs, latency),
+            |i, v| {
+                if (printed[i] - v.desired_replicas).abs() > 1e-9 || obs.now_s < 1.0 || every {
+                    println!(
+                        "t {:6.0} rate {:6.2} ttft90 {:?} tpot90 {:?} | {} -> {} | {} | {:?} | ready {} starting {}",
+                        obs.now_s,
+                        obs.arrivals_per_s,
+                        obs.ttft_p90_ms.map(|x| x.round()),
+                        obs.tpot_p90_ms.map(|x| x.round()),
+                        names[i],
+                        v.desired_replicas,
+                        v.reason,
+                        v.details,
+                        obs.variants[i].ready,
+                        obs.variants[i].starting
+                    );
                 }
-            }
-        }
-        self.last.clone()
+                printed[i] = v.desired_replicas;
+            },
+        )
     }
 }
 
@@ -125,14 +98,8 @@ fn main() {
         );
     }
     let mut policy = Diag {
-        // The fleet the `slo-scaler` policy runs, history fed.
-        fleet: pipeline_fleet(ctx, None).expect("the embedded fleet meets its SLO"),
-        names: ctx.variants.iter().map(|v| v.name.clone()).collect(),
-        last: ctx
-            .variants
-            .iter()
-            .map(|v| Wish::replicas(f64::from(v.min)))
-            .collect(),
+        core: PipelineLoop::new(ctx, None).expect("the embedded fleet meets its SLO"),
+        printed: ctx.variants.iter().map(|v| f64::from(v.min)).collect(),
     };
     let (report, outcomes) = simulate_with_outcomes(
         &prepared.requests,

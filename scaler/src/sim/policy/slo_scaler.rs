@@ -21,7 +21,7 @@ const MODEL: &str = "model";
 /// the last wish per variant (KEDA reads it between decisions) and the forecast band the
 /// last decision was sized from.
 #[derive(Debug)]
-pub(super) struct PipelineLoop {
+pub struct PipelineLoop {
     fleet: Fleet,
     names: Vec<String>,
     last: Vec<Wish>,
@@ -30,10 +30,11 @@ pub(super) struct PipelineLoop {
 
 impl PipelineLoop {
     /// The pipeline for `ctx` (optionally with tiers), wishing each variant's minimum.
-    pub(super) fn new(
-        ctx: &PolicyContext,
-        tiers: Option<TierSettings>,
-    ) -> Result<Self, PolicyError> {
+    ///
+    /// # Errors
+    /// [`PolicyError::Pipeline`] when a variant cannot meet the SLO or the settings are
+    /// invalid.
+    pub fn new(ctx: &PolicyContext, tiers: Option<TierSettings>) -> Result<Self, PolicyError> {
         Ok(Self {
             fleet: pipeline_fleet(ctx, tiers)?,
             names: ctx.variants.iter().map(|v| v.name.clone()).collect(),
@@ -47,7 +48,7 @@ impl PipelineLoop {
     }
 
     /// Variant names in fleet order.
-    pub(super) fn names(&self) -> &[String] {
+    pub fn names(&self) -> &[String] {
         &self.names
     }
 
@@ -55,7 +56,7 @@ impl PipelineLoop {
     /// (latency), plans, and records the wishes and the band; calls
     /// `per_variant(index, decision)` for every fleet variant the plan decided. Returns the
     /// wishes (the last ones where nothing was planned).
-    pub(super) fn plan(
+    pub fn plan(
         &mut self,
         obs: &Observation,
         before_tick: impl FnOnce(&mut Fleet),
@@ -132,29 +133,10 @@ impl Policy for SloScaler {
     }
 
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
-        let serving: std::collections::BTreeMap<String, u32> = self
-            .core
-            .names()
-            .iter()
-            .zip(&obs.variants)
-            .map(|(n, v)| (n.clone(), v.ready))
-            .collect();
-        // Requests held at the gateway wait for a cold start, not for the GPU: their TTFT
-        // says nothing about the profile.
-        let ttft_s = (obs.gateway_waiting == 0)
-            .then_some(obs.ttft_p90_ms)
-            .flatten()
-            .map(|x| x / 1e3);
-        let tpot_s = obs.tpot_p90_ms.map(|x| x / 1e3);
-        // What the engines report as `num_requests_waiting` (the gateway's queue is not
-        // theirs): a long queue draining is a backlog, not a slow GPU.
-        let waiting: u64 = obs.variants.iter().map(|v| v.waiting).sum();
+        let names = self.core.names().to_vec();
         self.core.plan(
             obs,
-            |fleet| {
-                fleet.observe_waiting(MODEL, Some(waiting as f64));
-                fleet.observe_latency(MODEL, ttft_s, tpot_s, Some(&serving));
-            },
+            |fleet| feed_engine_metrics(fleet, &names, obs, true),
             |_, _| {},
         )
     }
@@ -162,6 +144,32 @@ impl Policy for SloScaler {
     fn forecast_band(&self) -> Option<ForecastBand> {
         self.core.band()
     }
+}
+
+/// Feeds the pipeline what `serve` reads from the engines for this sync: the requests
+/// waiting in their queues, then (when `latency`) the p90 TTFT/TPOT with the replicas that
+/// served the window.
+pub fn feed_engine_metrics(fleet: &mut Fleet, names: &[String], obs: &Observation, latency: bool) {
+    // What the engines report as `num_requests_waiting` (the gateway's queue is not
+    // theirs): a long queue draining is a backlog, not a slow GPU.
+    let waiting: u64 = obs.variants.iter().map(|v| v.waiting).sum();
+    fleet.observe_waiting(MODEL, Some(waiting as f64));
+    if !latency {
+        return;
+    }
+    let serving: std::collections::BTreeMap<String, u32> = names
+        .iter()
+        .zip(&obs.variants)
+        .map(|(n, v)| (n.clone(), v.ready))
+        .collect();
+    // Requests held at the gateway wait for a cold start, not for the GPU: their TTFT
+    // says nothing about the profile.
+    let ttft_s = (obs.gateway_waiting == 0)
+        .then_some(obs.ttft_p90_ms)
+        .flatten()
+        .map(|x| x / 1e3);
+    let tpot_s = obs.tpot_p90_ms.map(|x| x / 1e3);
+    fleet.observe_latency(MODEL, ttft_s, tpot_s, Some(&serving));
 }
 
 /// The forecast band a decision was sized from (its details carry it for `/metrics`).
@@ -179,7 +187,7 @@ fn band_of(d: &VariantDecision) -> Option<ForecastBand> {
 ///
 /// # Errors
 /// [`PolicyError::Pipeline`] when a variant cannot meet the SLO or the settings are invalid.
-pub fn pipeline_fleet(
+pub(crate) fn pipeline_fleet(
     ctx: &PolicyContext,
     tiers: Option<crate::tiers::TierSettings>,
 ) -> Result<Fleet, PolicyError> {
