@@ -250,3 +250,38 @@ fn victim_rules_compared_on_the_same_scale_downs() {
     // 3.343 s): the "better TTFT p90" is not reached; what holds is a tie.
     assert!(tk <= 1.02 * tr, "{tk} vs {tr}");
 }
+
+/// Client 134's first day has no history and no demand until 19:40: the requests of that
+/// launch wait on a cold start under any policy without foreknowledge, and the report
+/// counts them apart (`opening_cold_start_waits`) from the waits on a return after an idle
+/// spell, which the warm pool removes (the return at 20:40 waited under plain
+/// scale-to-zero).
+#[test]
+fn waits_at_a_models_launch_are_counted_apart_from_waits_on_a_return() {
+    let Some(data) = data() else { return };
+    let trace = data.join("traces/servegen/language/m-large/chunk-134-trace.csv");
+    let a = args(trace, 0.0, 86_400.0);
+    let mut r = run(&a, "scale-to-zero,slo-scaler-warm", None);
+    let (warm, plain) = (r.pop().unwrap(), r.pop().unwrap());
+    let (p, w) = (&plain.scale_to_zero, &warm.scale_to_zero);
+    eprintln!(
+        "client 134 day 1: plain waited {} (opening {}), warm waited {} (opening {})",
+        plain.requests_waited_on_cold_start,
+        p.opening_cold_start_waits,
+        warm.requests_waited_on_cold_start,
+        w.opening_cold_start_waits
+    );
+    assert!(p.opening_cold_start_waits > 1000, "the launch waits");
+    assert_eq!(
+        p.opening_cold_start_waits, w.opening_cold_start_waits,
+        "nothing told either policy the launch was coming"
+    );
+    assert!(p.opening_cold_start_waits <= plain.requests_waited_on_cold_start);
+    let plain_returns = plain.requests_waited_on_cold_start - p.opening_cold_start_waits;
+    let warm_returns = warm.requests_waited_on_cold_start - w.opening_cold_start_waits;
+    assert!(plain_returns > 1000, "plain went cold before the return");
+    assert!(
+        warm_returns * 10 <= plain_returns,
+        "{warm_returns} vs {plain_returns}"
+    );
+}

@@ -50,6 +50,12 @@ pub struct ScaleToZeroReport {
     pub idle_spells: usize,
     /// Of those, how many waited on a cold start.
     pub idle_spells_cold: usize,
+    /// Requests that waited on a cold start before the run's first idle spell ended (its
+    /// opening busy period, plus the arrivals before it). Part of
+    /// `requests_waited_on_cold_start`. Where the history holds no demand (a model's
+    /// first day) these are its launch, which no forecast can see coming; the issue-9
+    /// comparison counts them apart from the waits on a return after an idle spell.
+    pub opening_cold_start_waits: usize,
     /// Their TTFT (first request to first token), ms.
     pub first_ttft_after_idle_ms: Percentiles,
     /// Serving replicas removed or put to sleep.
@@ -130,6 +136,8 @@ pub struct TierCounters {
     pub after_tokens: (u64, u64),
     /// Time of the last arrival.
     pub last_arrival_s: Option<f64>,
+    /// Whether an arrival has ended an idle spell yet.
+    pub seen_idle_spell: bool,
     /// Time of the previous sync.
     pub last_sync_s: f64,
 }
@@ -143,6 +151,8 @@ pub struct RequestFlags {
     pub after_scale_down: bool,
     /// Held until a woken replica served it.
     pub waited_on_wake: bool,
+    /// Arrived before any idle spell of the run had ended (the opening busy period).
+    pub opening: bool,
 }
 
 /// Builds the report from the per-request outcomes and flags.
@@ -155,8 +165,10 @@ pub fn summarise(
     let mut idle_ttft = Vec::new();
     let mut down_ttft = Vec::new();
     let (mut idle, mut idle_cold, mut after, mut waited_wake) = (0, 0, 0, 0);
+    let mut opening_cold = 0;
     for (o, f) in outcomes.iter().zip(flags) {
         waited_wake += usize::from(f.waited_on_wake);
+        opening_cold += usize::from(f.opening && o.waited_on_cold_start);
         if f.after_idle {
             idle += 1;
             idle_cold += usize::from(o.waited_on_cold_start);
@@ -180,6 +192,7 @@ pub fn summarise(
         wakes: counters.wakes,
         idle_spells: idle,
         idle_spells_cold: idle_cold,
+        opening_cold_start_waits: opening_cold,
         first_ttft_after_idle_ms: percentiles(&mut idle_ttft, 1000.0),
         scale_downs: counters.scale_downs,
         requests_after_scale_down: after,

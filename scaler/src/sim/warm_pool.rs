@@ -277,6 +277,8 @@ impl Sim<'_> {
             .tier
             .last_arrival_s
             .is_some_and(|t| now_s - t >= IDLE_GAP_S);
+        self.tier.seen_idle_spell |= f.after_idle;
+        f.opening = !self.tier.seen_idle_spell;
         f.after_scale_down = now_s < self.tier.after_down_until_s;
         self.tier.last_arrival_s = Some(now_s);
     }
