@@ -361,10 +361,13 @@ impl DemoPlanner {
                     percentile: slo.percentile,
                 },
                 routing: Routing::LeastLoaded,
+                // The HPA `behavior` our ScaledObjects ship (`slo-scaler recommend`), as
+                // the backtest runs our policies: the scaler holds scale-downs itself.
                 scaling: ScalingSettings {
                     sync_interval_s: DEMO_SYNC_S,
                     ..ScalingSettings::default()
-                },
+                }
+                .rendered(),
                 rate_window_s: config.metrics.rate_window_s,
                 initial: Vec::new(),
                 start_s: DEMO_START_S,
