@@ -119,7 +119,7 @@ impl Replica {
         };
         Self {
             prefill: profile.prefill,
-            decode: profile.decode,
+            decode: profile.decode.clone(),
             limits: profile.limits,
             block_tokens,
             waiting: VecDeque::new(),
