@@ -24,6 +24,7 @@ fn main() {
             per_seq_ms: 0.0255,
             per_kv_token_ms: 6.21e-5,
             mixed_prefill_factor: 0.73,
+            cuda_graph_batch_sizes: Vec::new(),
         },
         limits: Limits {
             kv_capacity_tokens: 400_000,

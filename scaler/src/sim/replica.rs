@@ -345,6 +345,7 @@ mod tests {
             per_seq_ms: 0.1,
             per_kv_token_ms: 0.0,
             mixed_prefill_factor: 1.0,
+            cuda_graph_batch_sizes: Vec::new(),
         };
         p
     }
