@@ -418,7 +418,9 @@ fn graph_sizes_at_every_batch_change_nothing() {
 #[test]
 fn padded_steps_solve_their_fixed_point_cost_more_and_stay_monotone() {
     let plain = profile(400_000, 512);
-    let vllm = with_graph_sizes(forecasting::profile::vllm_default_cuda_graph_batch_sizes(512));
+    let vllm = with_graph_sizes(forecasting::profile::vllm_default_cuda_graph_batch_sizes(
+        512,
+    ));
     for (p, o) in [(256.0, 1024.0), (1024.0, 64.0)] {
         let a = LatencyModel::new(&plain, &mix(p, o)).expect("model");
         let b = LatencyModel::new(&vllm, &mix(p, o)).expect("model");
@@ -435,10 +437,19 @@ fn padded_steps_solve_their_fixed_point_cost_more_and_stay_monotone() {
                 // Little's law with the padded step: the fixed point is solved, not
                 // approximated by the unpadded one.
                 let little = rate * o * y.step_ms / 1000.0;
-                assert!((y.batch / little - 1.0).abs() < 1e-9, "{p}/{o} c_a² {cv2} at {i}%");
+                assert!(
+                    (y.batch / little - 1.0).abs() < 1e-9,
+                    "{p}/{o} c_a² {cv2} at {i}%"
+                );
                 assert!(y.step_ms >= x.step_ms && y.tpot_mean_ms >= x.tpot_mean_ms - 1e-12);
-                assert!(y.tpot_mean_ms >= prev.tpot_mean_ms - 1e-9, "not monotone at {i}%");
-                assert!(y.ttft_ms.p50 >= prev.ttft_ms.p50 - 1e-9, "not monotone at {i}%");
+                assert!(
+                    y.tpot_mean_ms >= prev.tpot_mean_ms - 1e-9,
+                    "not monotone at {i}%"
+                );
+                assert!(
+                    y.ttft_ms.p50 >= prev.ttft_ms.p50 - 1e-9,
+                    "not monotone at {i}%"
+                );
                 prev = y;
             }
         }

@@ -107,7 +107,8 @@ fn vllm_default_graph_sizes_follow_vllm_and_stop_at_twice_max_num_seqs() {
 
 fn padded() -> forecasting::profile::DecodeCurve {
     let mut p = Profile::from_yaml(PROFILE).expect("valid profile");
-    p.decode.cuda_graph_batch_sizes = forecasting::profile::vllm_default_cuda_graph_batch_sizes(512);
+    p.decode.cuda_graph_batch_sizes =
+        forecasting::profile::vllm_default_cuda_graph_batch_sizes(512);
     p.decode
 }
 

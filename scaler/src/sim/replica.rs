@@ -412,7 +412,10 @@ mod tests {
         // The prompts' step has no decode batch; the 10 decode steps of 3 sequences run the
         // graph of 4 and pay per_seq_ms (0.1 ms) for the padded slot each.
         assert!((graphs[0].0 - eager[0].0).abs() < 1e-12, "{graphs:?}");
-        assert!((graphs[0].1 - eager[0].1 - 10.0 * 0.0001).abs() < 1e-9, "{graphs:?}");
+        assert!(
+            (graphs[0].1 - eager[0].1 - 10.0 * 0.0001).abs() < 1e-9,
+            "{graphs:?}"
+        );
     }
 
     #[test]
