@@ -8,6 +8,8 @@
 //! evenly):
 //! - continuous batching: a decode step takes `d0 + c_seq·B` where `B` is the running batch and
 //!   `c_seq = per_seq_ms + per_kv_token_ms·kv_per_seq` (KV held per sequence, time-averaged);
+//!   with CUDA-graph sizes in the profile, `per_seq_ms` is charged on the mean padded batch
+//!   `E[pad(B)]` instead (the fixed point below is then iterated, not closed form);
 //! - prefill interference: arriving prompts are mixed into the steps, adding `κ·λ·τ·work(P)`
 //!   per step (`κ` = `mixed_prefill_factor`); with Little's law `B = λ·E[O]·τ` the step time is
 //!   the fixed point `τ = d0 / (1 − ρ_κ)`, `ρ_κ = λ·(κ·E[work(P)] + E[O]·c_seq)`;
@@ -390,8 +392,9 @@ impl LatencyModel {
     /// variation `cv2` (variance over squared mean): 0 for evenly spaced arrivals (GuideLLM's
     /// `constant` strategy), 1 for Poisson (the default of [`LatencyModel::new`]), above 1
     /// for bursty traffic. It scales the waiting terms of TTFT by the Kingman / Allen–Cunneen
-    /// factor (`docs/performance-model.md`, step 5); the step time, TPOT and the saturation
-    /// rate do not depend on it.
+    /// factor (`docs/performance-model.md`, step 5); the saturation rate does not depend on
+    /// it, and the step time and mean TPOT only through the CUDA-graph padding of a
+    /// fluctuating batch when the profile has graph sizes.
     ///
     /// # Errors
     /// [`LatencyError::BadValue`] if `cv2` is negative or not finite.
@@ -541,7 +544,7 @@ impl LatencyModel {
             }
         } else {
             let wait = self.wait(lam, rho, step_ms, batch);
-            let shared = self.c_seq_ms * batch;
+            let shared = self.batch_cost_ms(batch);
             // The step in progress when the request arrives: busy with probability
             // P(batch > 0) for a Poisson batch; the residual is uniform over a step.
             let residual = step_ms * (1.0 - (-batch).exp());
