@@ -22,8 +22,19 @@ fn run(
     arrival_cv2: f64,
 ) -> (SimReport, forecasting::latency::Prediction) {
     let profile = load_profile(profile_ref, None).unwrap();
+    run_profile(&profile, prompt, output, util, requests, arrival_cv2)
+}
+
+fn run_profile(
+    profile: &forecasting::profile::Profile,
+    prompt: u32,
+    output: u32,
+    util: f64,
+    requests: f64,
+    arrival_cv2: f64,
+) -> (SimReport, forecasting::latency::Prediction) {
     let mix = RequestMix::fixed(f64::from(prompt), f64::from(output)).unwrap();
-    let m = LatencyModel::new(&profile, &mix)
+    let m = LatencyModel::new(profile, &mix)
         .unwrap()
         .with_arrival_cv2(arrival_cv2)
         .unwrap();
@@ -42,7 +53,7 @@ fn run(
     );
     let report = simulate(
         &reqs,
-        &FleetSpec::single_fixed_replica(&profile),
+        &FleetSpec::single_fixed_replica(profile),
         &mut Fixed::new(vec![1]),
     );
     assert_eq!(
@@ -124,6 +135,42 @@ fn simulator_agrees_with_the_analytic_model_below_80_percent_utilisation() {
             0.25,
             &format!("{at}: TTFT p50"),
         );
+    }
+}
+
+/// CUDA-graph padding is charged by both code paths (the simulator on each step's whole
+/// batch, the model on its mean batch). A coarse ladder makes padding a large share of the
+/// step (a batch of ~10 runs the graph of 32), so a path that ignored it would be far off.
+#[test]
+fn padded_cuda_graph_batches_agree() {
+    let mut profile = load_profile("builtin/llama-3.1-8b-fp8_h100-80gb_tp1_derived", None).unwrap();
+    let plain = profile.clone();
+    profile.decode.cuda_graph_batch_sizes = vec![1, 32, 64, 128, 256, 512];
+    for util in [0.1, 0.3, 0.6] {
+        let (sim, model) = run_profile(&profile, 1024, 256, util, 2000.0, 1.0);
+        let at = format!("H100 8B with graph sizes 1/32/64/…, P 1024, O 256, utilisation {util}");
+        within(
+            sim.tpot_ms.p50,
+            model.tpot_ms.p50,
+            0.15,
+            &format!("{at}: TPOT p50"),
+        );
+        within(
+            sim.ttft_ms.p50,
+            model.ttft_ms.p50,
+            0.25,
+            &format!("{at}: TTFT p50"),
+        );
+        if util == 0.1 {
+            // The ladder matters here: the unpadded model is well below both.
+            let (_, unpadded) = run_profile(&plain, 1024, 256, util, 10.0, 1.0);
+            assert!(
+                unpadded.tpot_ms.p50 < 0.9 * sim.tpot_ms.p50.unwrap(),
+                "{at}: padding should lengthen steps ({} vs {:?})",
+                unpadded.tpot_ms.p50,
+                sim.tpot_ms.p50
+            );
+        }
     }
 }
 

@@ -24,6 +24,7 @@ fn main() {
             per_seq_ms: 0.0255,
             per_kv_token_ms: 6.21e-5,
             mixed_prefill_factor: 0.73,
+            cuda_graph_batch_sizes: Vec::new(),
         },
         limits: Limits {
             kv_capacity_tokens: 400_000,
@@ -62,8 +63,20 @@ fn main() {
         tpot_ms: 25.0,
         percentile: Percentile::P99,
     };
-    for (name, mix) in &mixes {
-        let model = LatencyModel::new(&profile, mix).expect("model");
+    // The same profile with vLLM's CUDA-graph sizes: the step becomes an iterated fixed point
+    // and every batch term a mean padded batch (a Poisson sum at the default c_a² = 1).
+    let mut padded = profile.clone();
+    padded.decode.cuda_graph_batch_sizes =
+        forecasting::profile::vllm_default_cuda_graph_batch_sizes(512);
+    for (graphs, profile) in [("", &profile), (" +graphs", &padded)] {
+        run(profile, &mixes, &slo, graphs);
+    }
+}
+
+fn run(profile: &Profile, mixes: &[(&str, RequestMix)], slo: &Slo, graphs: &str) {
+    for (name, mix) in mixes {
+        let name = format!("{name}{graphs}");
+        let model = LatencyModel::new(profile, mix).expect("model");
         let sat = model.saturation_rate_per_s();
         let n = 100_000u32;
         let start = Instant::now();
@@ -78,11 +91,11 @@ fn main() {
         let m = 2_000u32;
         let start = Instant::now();
         for _ in 0..m {
-            black_box(capacity_per_replica(&profile, black_box(mix), &slo).ok());
+            black_box(capacity_per_replica(profile, black_box(mix), slo).ok());
         }
         let capacity_us = start.elapsed().as_secs_f64() * 1e6 / f64::from(m);
         println!(
-            "{name:22} predict {predict_us:8.2} µs/call   capacity_per_replica {capacity_us:9.1} µs/call"
+            "{name:30} predict {predict_us:8.2} µs/call   capacity_per_replica {capacity_us:9.1} µs/call"
         );
     }
 }

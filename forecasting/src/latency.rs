@@ -8,6 +8,8 @@
 //! evenly):
 //! - continuous batching: a decode step takes `d0 + c_seq·B` where `B` is the running batch and
 //!   `c_seq = per_seq_ms + per_kv_token_ms·kv_per_seq` (KV held per sequence, time-averaged);
+//!   with CUDA-graph sizes in the profile, `per_seq_ms` is charged on the mean padded batch
+//!   `E[pad(B)]` instead (the fixed point below is then iterated, not closed form);
 //! - prefill interference: arriving prompts are mixed into the steps, adding `κ·λ·τ·work(P)`
 //!   per step (`κ` = `mixed_prefill_factor`); with Little's law `B = λ·E[O]·τ` the step time is
 //!   the fixed point `τ = d0 / (1 − ρ_κ)`, `ρ_κ = λ·(κ·E[work(P)] + E[O]·c_seq)`;
@@ -304,6 +306,8 @@ pub struct LatencyModel {
     mean_output_tokens: f64,
     /// Decode cost per running sequence per step, KV reads included.
     c_seq_ms: f64,
+    /// The KV-read part of it (never padded: attention reads only real sequences' context).
+    kv_per_seq_ms: f64,
     /// Mean GPU work of one prompt mixed into steps.
     prefill_work_ms: f64,
     /// Fraction of that work a decode step grows by.
@@ -364,6 +368,7 @@ impl LatencyModel {
                 .collect(),
             mean_output_tokens: mean_o,
             c_seq_ms,
+            kv_per_seq_ms: profile.decode.per_kv_token_ms * kv_per_seq,
             prefill_work_ms: mix.prompt_tokens.expect(|t| pf.work_ms(t)),
             kappa: profile.decode.mixed_prefill_factor,
             prefill_work_sq_ms2: mix.prompt_tokens.expect(|t| pf.work_ms(t).powi(2)),
@@ -387,8 +392,9 @@ impl LatencyModel {
     /// variation `cv2` (variance over squared mean): 0 for evenly spaced arrivals (GuideLLM's
     /// `constant` strategy), 1 for Poisson (the default of [`LatencyModel::new`]), above 1
     /// for bursty traffic. It scales the waiting terms of TTFT by the Kingman / Allen–Cunneen
-    /// factor (`docs/performance-model.md`, step 5); the step time, TPOT and the saturation
-    /// rate do not depend on it.
+    /// factor (`docs/performance-model.md`, step 5); the saturation rate does not depend on
+    /// it, and the step time and mean TPOT only through the CUDA-graph padding of a
+    /// fluctuating batch when the profile has graph sizes.
     ///
     /// # Errors
     /// [`LatencyError::BadValue`] if `cv2` is negative or not finite.
@@ -427,14 +433,73 @@ impl LatencyModel {
         self.kappa * self.prefill_work_ms + self.mean_output_tokens * self.c_seq_ms
     }
 
+    /// Batch-dependent part of a decode step at mean batch `batch` (ms): `c_seq·B`, or with
+    /// CUDA-graph sizes in the profile, `per_seq_ms` on the mean padded batch (its fluctuation
+    /// that of the model's batch, variance `c_a²·B`) plus the KV reads of the real batch.
+    fn batch_cost_ms(&self, batch: f64) -> f64 {
+        let d = &self.profile.decode;
+        if d.cuda_graph_batch_sizes.is_empty() {
+            self.c_seq_ms * batch
+        } else {
+            d.per_seq_ms * d.expected_padded_batch(batch, self.arrival_cv2)
+                + self.kv_per_seq_ms * batch
+        }
+    }
+
+    /// Mean step time at arrival rate `lam` (per ms), the fixed point of
+    /// `τ = (d0 + cost(B))/(1 − η)` with `B = λ·E[O]·τ` (at most the slot count) and
+    /// `η = λκE[W]`: `d0/(1 − λ·r_κ)` in closed form without padding. With padding, `cost` is
+    /// linear plus a bounded padding term `per_seq·(E[pad(B)] − B)`, iterated from the
+    /// unpadded fixed point (a few rounds: the term changes slowly with `B`); where that does
+    /// not settle (a steady batch crossing a gap between graph sizes), bisection between the
+    /// unpadded time and the time at a full slot count.
+    fn step_time_ms(&self, lam: f64) -> f64 {
+        let d0 = self.profile.decode.base_ms;
+        let linear = d0 / (1.0 - lam * self.step_work_per_request_ms());
+        if self.profile.decode.cuda_graph_batch_sizes.is_empty() {
+            return linear;
+        }
+        let free = 1.0 - lam * self.kappa * self.prefill_work_ms;
+        let batch_at = |tau: f64| (lam * self.mean_output_tokens * tau).min(self.slots);
+        let map = |tau: f64| (d0 + self.batch_cost_ms(batch_at(tau))) / free;
+        let mut tau = linear;
+        for _ in 0..50 {
+            let b = batch_at(tau);
+            let pad_ms = self.batch_cost_ms(b) - self.c_seq_ms * b;
+            let next = (d0 + pad_ms) / (1.0 - lam * self.step_work_per_request_ms());
+            if (next - tau).abs() <= 1e-12 * tau {
+                return next;
+            }
+            tau = next;
+        }
+        let (mut lo, mut hi) = (linear, map(f64::INFINITY).max(linear));
+        for _ in 0..100 {
+            let mid = 0.5 * (lo + hi);
+            if map(mid) > mid {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+            if hi - lo <= 1e-12 * hi {
+                break;
+            }
+        }
+        hi
+    }
+
     /// Highest arrival rate per replica (req/s): where the mean batch reaches the slot count
-    /// (from `B = λ·E[O]·d0/(1 − λ·r_κ) = c`) or the GPU's compute-bound work
-    /// ([`Self::work_per_request_ms`]) reaches one second per second, whichever comes first.
+    /// (from `B = λ·E[O]·τ = c`, `τ = (d0 + cost(c))/(1 − η)`, i.e.
+    /// `λ = c/(E[O]·(d0 + pad_c) + c·r_κ)` with `pad_c` what padding adds to a step of `c`)
+    /// or the GPU's compute-bound work ([`Self::work_per_request_ms`]) reaches one second
+    /// per second, whichever comes first.
     #[must_use]
     pub fn saturation_rate_per_s(&self) -> f64 {
-        let d0 = self.profile.decode.base_ms;
+        let d = &self.profile.decode;
+        // A batch held at the slot count does not fluctuate: the padding of `c` itself.
+        let pad_ms = d.per_seq_ms * (d.padded_batch(self.slots) - self.slots);
         let slots_per_ms = self.slots
-            / (self.mean_output_tokens * d0 + self.slots * self.step_work_per_request_ms());
+            / (self.mean_output_tokens * (d.base_ms + pad_ms)
+                + self.slots * self.step_work_per_request_ms());
         let compute_per_ms = 1.0 / self.work_per_request_ms();
         slots_per_ms.min(compute_per_ms) * 1000.0
     }
@@ -457,15 +522,14 @@ impl LatencyModel {
         // batch stays at the slot count.
         let lam = lambda_s.min(sat_s) / 1000.0; // per ms
         let d0 = self.profile.decode.base_ms;
-        let rho_steps = lam * self.step_work_per_request_ms();
-        let step_ms = d0 / (1.0 - rho_steps);
+        let step_ms = self.step_time_ms(lam);
         let batch = (lam * self.mean_output_tokens * step_ms).min(self.slots);
         // Share of the steps' time left to decoding once the prompts mixed in are served.
         let pf_share = 1.0 - lam * self.kappa * self.prefill_work_ms;
         // GPU busy fraction with the full prefill work: what prompts queue behind.
         let rho = lam * self.work_per_request_ms();
         // Mean step time (the batch may be capped at the slot count under saturation).
-        let mean_step_ms = (d0 + self.c_seq_ms * batch) / pf_share;
+        let mean_step_ms = (d0 + self.batch_cost_ms(batch)) / pf_share;
         let tpot = self.tpot_dist(lam, batch);
         let tpot_ms = PercentilesMs {
             p50: tpot.quantile(0.5),
@@ -480,7 +544,7 @@ impl LatencyModel {
             }
         } else {
             let wait = self.wait(lam, rho, step_ms, batch);
-            let shared = self.c_seq_ms * batch;
+            let shared = self.batch_cost_ms(batch);
             // The step in progress when the request arrives: busy with probability
             // P(batch > 0) for a Poisson batch; the residual is uniform over a step.
             let residual = step_ms * (1.0 - (-batch).exp());
@@ -522,7 +586,7 @@ impl LatencyModel {
         let d0 = self.profile.decode.base_ms;
         let eta = (lam * self.kappa * self.prefill_work_ms).clamp(0.0, 0.999);
         let free = 1.0 - eta;
-        let base = d0 + self.c_seq_ms * batch;
+        let base = d0 + self.batch_cost_ms(batch);
         // Arrival counts over a window many inter-arrival times long have variance
         // `c_a²` × mean (index of dispersion of a renewal process); like a Poisson count of
         // clusters of `c_a²` arrivals, so the k-th cumulant scales by `c_a^{2(k−1)}`. Poisson

@@ -1,6 +1,7 @@
 //! Curve fitting: recovers known coefficients, survives a glitch, reports honest errors.
 use forecasting::profile::fit::{
-    DecodeObs, FitError, PrefillObs, derive_by_throughput_ratio, fit_decode, fit_prefill,
+    DecodeObs, FitError, PrefillObs, derive_by_throughput_ratio, fit_decode, fit_decode_padded,
+    fit_prefill,
 };
 use forecasting::profile::{DecodeCurve, PrefillCurve, Profile};
 
@@ -56,6 +57,7 @@ fn decode_fit_separates_batch_kv_and_mixed_prefill() {
         per_seq_ms: 0.03,
         per_kv_token_ms: 5.0e-5,
         mixed_prefill_factor: 0.7,
+        cuda_graph_batch_sizes: Vec::new(),
     };
     let mut obs = Vec::new();
     for &b in &[1.0, 8.0, 32.0, 128.0] {
@@ -85,6 +87,45 @@ fn decode_fit_separates_batch_kv_and_mixed_prefill() {
         .collect();
     let (c, _) = fit_decode(&isolated, &TRUE_PREFILL).expect("fits");
     assert_eq!(c.mixed_prefill_factor, 1.0);
+}
+
+#[test]
+fn padded_fit_recovers_the_per_sequence_cost_a_linear_fit_overstates() {
+    let truth = DecodeCurve {
+        base_ms: 6.6,
+        per_seq_ms: 0.02,
+        per_kv_token_ms: 5.6e-5,
+        mixed_prefill_factor: 0.8,
+        cuda_graph_batch_sizes: forecasting::profile::vllm_default_cuda_graph_batch_sizes(512),
+    };
+    // Steady batches at the small sizes low-rate points see, between graph sizes and on them.
+    let mut obs = Vec::new();
+    for &b in &[1.0, 3.0, 5.5, 11.0, 17.3, 23.0, 30.0] {
+        for &ctx in &[300.0, 1500.0, 5000.0] {
+            for &mixed in &[0.0, 0.05] {
+                let prompt = 1000.0;
+                obs.push(DecodeObs {
+                    batch: b,
+                    kv_tokens: b * ctx,
+                    prefills_per_step: mixed,
+                    prompt_tokens: prompt,
+                    step_ms: truth.step_ms(b, b * ctx) + 0.8 * mixed * TRUE_PREFILL.work_ms(prompt),
+                });
+            }
+        }
+    }
+    let sizes = truth.cuda_graph_batch_sizes.clone();
+    let (c, fit) = fit_decode_padded(&obs, &TRUE_PREFILL, &sizes).expect("fits");
+    assert!((c.per_seq_ms - 0.02).abs() < 1e-8, "{c:?}");
+    assert!((c.base_ms - 6.6).abs() < 1e-6, "{c:?}");
+    assert!((c.per_kv_token_ms - 5.6e-5).abs() < 1e-10, "{c:?}");
+    assert!((c.mixed_prefill_factor - 0.8).abs() < 1e-6, "{c:?}");
+    assert_eq!(c.cuda_graph_batch_sizes, sizes);
+    assert!(fit.mape_pct < 1e-6, "{fit:?}");
+    // The same data fitted without padding: the padded slots land on the per-sequence cost.
+    let (lin, _) = fit_decode(&obs, &TRUE_PREFILL).expect("fits");
+    assert!(lin.per_seq_ms > 0.021, "{lin:?}");
+    assert!(lin.cuda_graph_batch_sizes.is_empty());
 }
 
 #[test]

@@ -381,3 +381,77 @@ fn a_negative_or_non_finite_arrival_variability_is_rejected() {
         );
     }
 }
+
+fn with_graph_sizes(sizes: Vec<u32>) -> Profile {
+    let mut p = profile(400_000, 512);
+    p.decode.cuda_graph_batch_sizes = sizes;
+    p
+}
+
+#[test]
+fn graph_sizes_at_every_batch_change_nothing() {
+    let plain = profile(400_000, 512);
+    let every = with_graph_sizes((1..=512).collect());
+    for (p, o) in [(512.0, 256.0), (64.0, 1024.0), (2048.0, 28.0)] {
+        let a = LatencyModel::new(&plain, &mix(p, o)).expect("model");
+        let b = LatencyModel::new(&every, &mix(p, o)).expect("model");
+        let sat = a.saturation_rate_per_s();
+        assert!((b.saturation_rate_per_s() / sat - 1.0).abs() < 1e-12);
+        for cv2 in [0.0, 1.0] {
+            for frac in [0.1, 0.5, 0.9] {
+                let x = with_arrivals(&a, cv2).predict(frac * sat, 1).expect("p");
+                let y = with_arrivals(&b, cv2).predict(frac * sat, 1).expect("p");
+                for (u, v) in [
+                    (x.step_ms, y.step_ms),
+                    (x.batch, y.batch),
+                    (x.tpot_mean_ms, y.tpot_mean_ms),
+                    (x.tpot_ms.p99, y.tpot_ms.p99),
+                    (x.ttft_ms.p90, y.ttft_ms.p90),
+                ] {
+                    assert!((u / v - 1.0).abs() < 1e-9, "{p}/{o} at {frac}: {u} vs {v}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn padded_steps_solve_their_fixed_point_cost_more_and_stay_monotone() {
+    let plain = profile(400_000, 512);
+    let vllm = with_graph_sizes(forecasting::profile::vllm_default_cuda_graph_batch_sizes(
+        512,
+    ));
+    for (p, o) in [(256.0, 1024.0), (1024.0, 64.0)] {
+        let a = LatencyModel::new(&plain, &mix(p, o)).expect("model");
+        let b = LatencyModel::new(&vllm, &mix(p, o)).expect("model");
+        let sat = b.saturation_rate_per_s();
+        // Padding only adds work: the slot count is reached at a lower rate.
+        assert!(sat <= a.saturation_rate_per_s());
+        for cv2 in [0.0, 1.0] {
+            let (a, b) = (with_arrivals(&a, cv2), with_arrivals(&b, cv2));
+            let mut prev = b.predict(0.0, 1).expect("p");
+            for i in 1..100 {
+                let rate = sat * f64::from(i) / 100.0;
+                let x = a.predict(rate, 1).expect("p");
+                let y = b.predict(rate, 1).expect("p");
+                // Little's law with the padded step: the fixed point is solved, not
+                // approximated by the unpadded one.
+                let little = rate * o * y.step_ms / 1000.0;
+                assert!(
+                    (y.batch / little - 1.0).abs() < 1e-9,
+                    "{p}/{o} c_a² {cv2} at {i}%"
+                );
+                assert!(y.step_ms >= x.step_ms && y.tpot_mean_ms >= x.tpot_mean_ms - 1e-12);
+                assert!(
+                    y.tpot_mean_ms >= prev.tpot_mean_ms - 1e-9,
+                    "not monotone at {i}%"
+                );
+                assert!(
+                    y.ttft_ms.p50 >= prev.ttft_ms.p50 - 1e-9,
+                    "not monotone at {i}%"
+                );
+                prev = y;
+            }
+        }
+    }
+}

@@ -117,6 +117,33 @@ pub fn fit_decode(
     obs: &[DecodeObs],
     prefill: &PrefillCurve,
 ) -> Result<(DecodeCurve, CurveFit), FitError> {
+    fit_decode_padded(obs, prefill, &[])
+}
+
+/// [`fit_decode`] for an engine that pads decode batches to CUDA-graph sizes
+/// (`DecodeCurve::cuda_graph_batch_sizes`): the `per_seq` regressor is the padded batch, the
+/// KV term stays with the real batch (attention reads only real sequences' context), and
+/// the result carries the sizes so the latency model pads the same way.
+///
+/// An observation's batch is taken as steady (alternating between its floor and ceiling, the
+/// latency model's batch at arrival `c_a²` = 0): isolated measurements run whole batches, and
+/// a mean batch from Little's law at evenly spaced arrivals (GuideLLM's `constant` strategy)
+/// varies only that much.
+///
+/// # Errors
+/// As [`fit_decode`].
+pub fn fit_decode_padded(
+    obs: &[DecodeObs],
+    prefill: &PrefillCurve,
+    cuda_graph_batch_sizes: &[u32],
+) -> Result<(DecodeCurve, CurveFit), FitError> {
+    let padding = DecodeCurve {
+        base_ms: 0.0,
+        per_seq_ms: 0.0,
+        per_kv_token_ms: 0.0,
+        mixed_prefill_factor: 1.0,
+        cuda_graph_batch_sizes: cuda_graph_batch_sizes.to_vec(),
+    };
     let finite: Vec<&DecodeObs> = obs
         .iter()
         .filter(|o| {
@@ -131,10 +158,11 @@ pub fn fit_decode(
     let rows: Vec<Row> = finite
         .iter()
         .map(|o| {
+            let batch = padding.expected_padded_batch(o.batch, 0.0);
             if under_load {
-                (vec![1.0, o.batch, o.kv_tokens, mixed(o)], o.step_ms)
+                (vec![1.0, batch, o.kv_tokens, mixed(o)], o.step_ms)
             } else {
-                (vec![1.0, o.batch, o.kv_tokens], o.step_ms)
+                (vec![1.0, batch, o.kv_tokens], o.step_ms)
             }
         })
         .collect();
@@ -145,6 +173,7 @@ pub fn fit_decode(
             per_seq_ms: coef[1],
             per_kv_token_ms: coef[2],
             mixed_prefill_factor: coef.get(3).map_or(1.0, |k| k.min(1.0)),
+            cuda_graph_batch_sizes: cuda_graph_batch_sizes.to_vec(),
         },
         fit,
     ))

@@ -10,7 +10,10 @@
 //!   (linear work in tokens plus the quadratic attention term);
 //! - decode step: `step_ms(batch, kv) = base_ms + per_seq_ms·batch + per_kv_token_ms·kv`, where
 //!   `kv` is the number of context tokens held in the KV cache by the batch (attention reads);
-//!   a prompt mixed into a decode step adds `mixed_prefill_factor` × its prefill work.
+//!   a prompt mixed into a decode step adds `mixed_prefill_factor` × its prefill work; with
+//!   `cuda_graph_batch_sizes` set, `batch` in the `per_seq_ms` term is the batch padded up to
+//!   the next captured CUDA-graph size (vLLM runs decode steps through graphs captured at
+//!   fixed batch sizes and pads the batch to the next one).
 pub mod fit;
 
 use serde::{Deserialize, Serialize};
@@ -90,7 +93,7 @@ impl PrefillCurve {
 }
 
 /// Time of one decode iteration (one token for every running sequence).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecodeCurve {
     /// Fixed time per iteration (reading the weights, launch overhead). Must be > 0.
@@ -104,6 +107,28 @@ pub struct DecodeCurve {
     /// hide part of the prefill compute; 1 (the default) assumes no overlap.
     #[serde(default = "one")]
     pub mixed_prefill_factor: f64,
+    /// Batch sizes the engine captured CUDA graphs for, ascending. A decode step of `n`
+    /// sequences runs the graph of the smallest size `>= n` (the batch padded with dummy
+    /// sequences) and pays `per_seq_ms` for every padded slot; above the largest size the
+    /// step runs without a graph, unpadded. Empty (the default): no padding, as for an
+    /// engine run eagerly or one whose graph sizes are not known.
+    /// [`vllm_default_cuda_graph_batch_sizes`] gives vLLM's default list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cuda_graph_batch_sizes: Vec<u32>,
+}
+
+/// vLLM's default CUDA-graph capture sizes for an engine started with `max_num_seqs`
+/// (`VllmConfig._set_cudagraph_sizes`, vLLM V1): 1, 2, 4, then multiples of 8 below 256,
+/// then multiples of 16 up to `min(2·max_num_seqs, 512)`.
+#[must_use]
+pub fn vllm_default_cuda_graph_batch_sizes(max_num_seqs: u32) -> Vec<u32> {
+    let max_graph = max_num_seqs.saturating_mul(2).min(512);
+    [1, 2, 4]
+        .into_iter()
+        .chain((8..256).step_by(8))
+        .chain((256..=max_graph).step_by(16))
+        .filter(|&s| s <= max_graph)
+        .collect()
 }
 
 fn one() -> f64 {
@@ -111,10 +136,76 @@ fn one() -> f64 {
 }
 
 impl DecodeCurve {
-    /// Time of one decode iteration with `batch` sequences holding `kv_tokens` context tokens.
+    /// Time of one decode iteration with `batch` sequences holding `kv_tokens` context tokens
+    /// (a fractional `batch` is the steady mix of its floor and ceiling, see
+    /// [`DecodeCurve::expected_padded_batch`]).
     #[must_use]
     pub fn step_ms(&self, batch: f64, kv_tokens: f64) -> f64 {
-        self.base_ms + self.per_seq_ms * batch + self.per_kv_token_ms * kv_tokens
+        self.base_ms
+            + self.per_seq_ms * self.expected_padded_batch(batch, 0.0)
+            + self.per_kv_token_ms * kv_tokens
+    }
+
+    /// The batch a step of `n` sequences (a whole number) actually runs: `n` padded up to the
+    /// next CUDA-graph size, or `n` itself above the largest size or without graph sizes.
+    #[must_use]
+    pub fn padded_batch(&self, n: f64) -> f64 {
+        if n <= 0.0 {
+            return 0.0;
+        }
+        let i = self
+            .cuda_graph_batch_sizes
+            .partition_point(|&s| f64::from(s) < n);
+        self.cuda_graph_batch_sizes
+            .get(i)
+            .map_or(n, |&s| f64::from(s))
+    }
+
+    /// Mean padded batch over steps whose batch has mean `mean` and variance `cv2 × mean`
+    /// (the latency model's batch fluctuation: a Poisson count for Poisson arrivals,
+    /// `cv2` = 1). `cv2` = 0 is a batch that does not fluctuate beyond the integers: it
+    /// alternates between `⌊mean⌋` and `⌈mean⌉`, so the result interpolates [`Self::padded_batch`]
+    /// linearly between integers. In between, the mix of the two; above 1 the Poisson value
+    /// (once the spread covers a gap between graph sizes the mean padding no longer depends on
+    /// it). Equals `mean` without graph sizes.
+    #[must_use]
+    pub fn expected_padded_batch(&self, mean: f64, cv2: f64) -> f64 {
+        if self.cuda_graph_batch_sizes.is_empty() || mean <= 0.0 {
+            return mean.max(0.0);
+        }
+        let lo = mean.floor();
+        let frac = mean - lo;
+        let steady = (1.0 - frac) * self.padded_batch(lo) + frac * self.padded_batch(lo + 1.0);
+        let w = cv2.clamp(0.0, 1.0);
+        if w == 0.0 {
+            return steady;
+        }
+        w * self.poisson_padded_batch(mean) + (1.0 - w) * steady
+    }
+
+    /// `E[padded_batch(N)]` for `N` Poisson with mean `mean`, summed outwards from the mode
+    /// with the pmf's ratio recurrence (no factorials) over ±(10σ + 10), then normalised.
+    fn poisson_padded_batch(&self, mean: f64) -> f64 {
+        let mode = mean.floor();
+        let reach = 10.0 * mean.sqrt() + 10.0;
+        let (mut total_w, mut total_pw) = (1.0, self.padded_batch(mode));
+        let mut w = 1.0;
+        let mut n = mode;
+        while n < mode + reach {
+            w *= mean / (n + 1.0);
+            n += 1.0;
+            total_w += w;
+            total_pw += w * self.padded_batch(n);
+        }
+        w = 1.0;
+        n = mode;
+        while n >= 1.0 && n > mode - reach {
+            w *= n / mean;
+            n -= 1.0;
+            total_w += w;
+            total_pw += w * self.padded_batch(n);
+        }
+        total_pw / total_w
     }
 }
 
@@ -199,6 +290,14 @@ impl Profile {
         non_negative("decode.base_ms", self.decode.base_ms)?;
         non_negative("decode.per_seq_ms", self.decode.per_seq_ms)?;
         non_negative("decode.per_kv_token_ms", self.decode.per_kv_token_ms)?;
+        let sizes = &self.decode.cuda_graph_batch_sizes;
+        if sizes.first() == Some(&0) || sizes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ProfileError::Invalid {
+                field: "decode.cuda_graph_batch_sizes",
+                expected: "batch sizes > 0 in strictly ascending order",
+                got: format!("{sizes:?}"),
+            });
+        }
         let kappa = self.decode.mixed_prefill_factor;
         if !(0.0..=1.0).contains(&kappa) {
             return Err(ProfileError::Invalid {

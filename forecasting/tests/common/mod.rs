@@ -18,6 +18,7 @@ pub fn profile(kv_capacity_tokens: u64, max_batch: u32) -> Profile {
             per_seq_ms: 0.026,
             per_kv_token_ms: 6.0e-5,
             mixed_prefill_factor: 0.75,
+            cuda_graph_batch_sizes: Vec::new(),
         },
         limits: Limits {
             kv_capacity_tokens,

@@ -322,6 +322,14 @@ fn print_validation(v: &GuideLlmValidation, a: &ValidateArgs) {
             p.decode.per_kv_token_ms,
             p.decode.mixed_prefill_factor
         );
+        let sizes = &p.decode.cuda_graph_batch_sizes;
+        if let (Some(first), Some(last)) = (sizes.first(), sizes.last()) {
+            println!(
+                "  decode batches padded to {} CUDA-graph sizes ({first} … {last}, vLLM's default): \
+                 ms/seq is per padded sequence",
+                sizes.len()
+            );
+        }
         for f in &p.provenance.fit {
             println!("  {}", fit_line(f));
         }

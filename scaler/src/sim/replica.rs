@@ -14,7 +14,10 @@
 //!   token budget, like the analytic model). A step costs
 //!   `decode.step_ms(B, KV) + f·Σ work(prompt)` with `B`, `KV` the sequences already
 //!   decoding and their context, and `f` the profile's `mixed_prefill_factor` when something
-//!   decodes alongside (1 otherwise). A prompt's work is
+//!   decodes alongside (1 otherwise). With `decode.cuda_graph_batch_sizes` in the profile,
+//!   `step_ms` charges `per_seq_ms` on `B` padded to the next graph size (the engine runs
+//!   the step through the graph captured for that size), exactly as the analytic model does
+//!   on its mean batch; prompts mixed in are not padded, in either. A prompt's work is
 //!   `per_token_ms·n + per_token_sq_ms·n·(cached + n)` for `n` uncached tokens: reused
 //!   prefix blocks are not recomputed, but the new tokens still attend to them.
 //! - **Fixed per-request latency**: the part of a standalone prefill's fixed time beyond a
@@ -119,7 +122,7 @@ impl Replica {
         };
         Self {
             prefill: profile.prefill,
-            decode: profile.decode,
+            decode: profile.decode.clone(),
             limits: profile.limits,
             block_tokens,
             waiting: VecDeque::new(),
@@ -345,6 +348,7 @@ mod tests {
             per_seq_ms: 0.1,
             per_kv_token_ms: 0.0,
             mixed_prefill_factor: 1.0,
+            cuda_graph_batch_sizes: Vec::new(),
         };
         p
     }
@@ -389,6 +393,29 @@ mod tests {
         assert!((t[0].0 - 0.030).abs() < 1e-9, "{t:?}");
         assert!((t[0].1 - (0.030 + 10.0 * 0.0051)).abs() < 1e-9, "{t:?}");
         assert!(r.is_empty() && r.kv_usage() == 0.0);
+    }
+
+    #[test]
+    fn decode_steps_pay_for_the_padded_cuda_graph_batch() {
+        let reqs: Vec<_> = (0..3).map(|i| req(i, 1000, 11, vec![])).collect();
+        let run = |sizes: Vec<u32>| {
+            let mut p = profile();
+            p.decode.cuda_graph_batch_sizes = sizes;
+            let mut r = Replica::new(&p, 0);
+            for q in &reqs {
+                r.enqueue(q);
+            }
+            drain(&mut r, &reqs)
+        };
+        let eager = run(Vec::new());
+        let graphs = run(vec![1, 2, 4, 8]);
+        // The prompts' step has no decode batch; the 10 decode steps of 3 sequences run the
+        // graph of 4 and pay per_seq_ms (0.1 ms) for the padded slot each.
+        assert!((graphs[0].0 - eager[0].0).abs() < 1e-12, "{graphs:?}");
+        assert!(
+            (graphs[0].1 - eager[0].1 - 10.0 * 0.0001).abs() < 1e-9,
+            "{graphs:?}"
+        );
     }
 
     #[test]
