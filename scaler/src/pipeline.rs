@@ -767,32 +767,20 @@ impl ModelPipeline {
 /// cheaply than the same count of its cheapest member alone, so the cheapest cover is a
 /// single type. Measured (docs/BENCHMARKS.md, issue 7, "Azure: why we missed and paid
 /// more"): better and cheaper on three backtest rows, Azure unchanged.
-///
-/// Replicas of another type that run now and are at least as fast as the chosen type's
-/// are kept, counted at the chosen type's pace (the burst reaches them by count too):
-/// dropping ready replicas to start others, which serve only after a cold start, would
-/// lose capacity in the middle of the burst (the demo's 8B model swapped its two H100s for
-/// A100s at its 13:00 burst).
 fn one_gpu_type(spec: ModelSpec, inventory: Option<&BTreeMap<String, u32>>) -> ModelSpec {
     if spec.variants.len() < 2 {
         return spec;
     }
     let mut best: Option<(f64, ModelSpec)> = None;
     for k in 0..spec.variants.len() {
-        let pace = spec.variants[k].capacity_per_replica;
-        if spec.variants[k].max == 0 || pace <= 0.0 {
+        if spec.variants[k].max == 0 || spec.variants[k].capacity_per_replica <= 0.0 {
             continue;
         }
         let mut only = spec.clone();
         for (j, v) in only.variants.iter_mut().enumerate() {
-            if j == k {
-                continue;
+            if j != k {
+                v.max = v.min;
             }
-            if v.capacity_per_replica >= pace && v.current > v.min {
-                v.min = v.current.min(v.max);
-                v.capacity_per_replica = pace;
-            }
-            v.max = v.min;
         }
         let problem = Problem {
             models: vec![only.clone()],
@@ -1730,49 +1718,6 @@ mod tests {
         let inventory = BTreeMap::from([("fast".to_string(), 2), ("slow".to_string(), 1)]);
         let s = one_gpu_type(spec(0), Some(&inventory));
         assert!(s.variants.iter().all(|v| v.max == 64), "{s:?}");
-    }
-
-    /// The fast type is capped below the burst, so the burst plan is the slow type; the
-    /// fast replicas already running are kept (not swapped for slow ones that serve only
-    /// after a cold start) and count at the slow type's pace. Running slow replicas are not
-    /// kept beside a fast plan: they would set its pace.
-    #[test]
-    fn a_burst_plan_keeps_running_replicas_of_a_faster_type() {
-        let variant = |name: &str, cap: f64, cost: f64, max: u32, current: u32| VariantSpec {
-            name: name.into(),
-            gpu_type: name.into(),
-            gpus_per_replica: 1,
-            capacity_per_replica: cap,
-            cost_per_hour: cost,
-            min: 0,
-            max,
-            current,
-        };
-        let plan = |s: ModelSpec| {
-            let p = plan_fleet(&Problem {
-                models: vec![s],
-                inventory: None,
-            })
-            .unwrap();
-            let m = &p.models[0];
-            (m.replicas["fast"], m.replicas["slow"])
-        };
-        let spec = |fast_running: u32, slow_running: u32, fast_max: u32| ModelSpec {
-            name: "m".into(),
-            demand: 21.0,
-            priority: 0,
-            variants: vec![
-                variant("fast", 10.0, 3.0, fast_max, fast_running),
-                variant("slow", 1.8, 1.3, 64, slow_running),
-            ],
-        };
-        // Two fast replicas run, the cap is 2: 21 req/s at the slow pace of 1.8 is 12
-        // replicas, two of them the fast ones already there.
-        assert_eq!(plan(one_gpu_type(spec(2, 0, 2), None)), (2, 10));
-        // Nothing running: the slow type alone, as before.
-        assert_eq!(plan(one_gpu_type(spec(0, 0, 2), None)), (0, 12));
-        // Slow replicas running beside an uncapped fast plan go: the fast type alone.
-        assert_eq!(plan(one_gpu_type(spec(0, 5, 64), None)), (3, 0));
     }
 
     #[test]
