@@ -10,7 +10,7 @@
 //! KEDA is told `hot + warm` (the pods that exist, with target 1); with a warm pool the simulator puts the
 //! pods beyond `hot` to sleep and wakes them ([`super::Policy::hot_replicas`]).
 
-use super::slo_scaler::PipelineLoop;
+use super::slo_scaler::{PipelineLoop, feed_engine_metrics};
 use super::{Observation, Policy, PolicyContext, PolicyError, Wish};
 use crate::sim::metrics::ForecastBand;
 use crate::sim::victims::VictimRule;
@@ -91,9 +91,11 @@ impl Policy for Tiered {
 
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
         let (hot, warm) = (&mut self.hot, &mut self.warm);
+        let names = self.core.names().to_vec();
+        // What `serve` feeds every model, tiers or not: the engines' queue and latency.
         self.core.plan(
             obs,
-            |_| {},
+            |fleet| feed_engine_metrics(fleet, &names, obs, true),
             |i, v| {
                 hot[i] = v
                     .details
