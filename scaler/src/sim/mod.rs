@@ -302,7 +302,8 @@ impl Sim<'_> {
                     let o = &mut self.outcomes[id];
                     o.ttft_s = Some(ttft);
                     o.first_token_at_s = Some(t_s);
-                    self.recent_ttft.push_back((t_s, t_s - self.dispatched_s[id]));
+                    self.recent_ttft
+                        .push_back((t_s, t_s - self.dispatched_s[id]));
                     self.recent_gateway_ttft.push_back((t_s, ttft));
                 }
                 TokenEvent::Finished { id, t_s } => {
@@ -684,4 +685,88 @@ pub fn simulate_with_outcomes(
         oracle: None,
     };
     (report, sim.outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::autoscaler::Wish;
+
+    /// Asks for one replica from the start and keeps what it observed.
+    struct OneReplica {
+        seen: Vec<Observation>,
+    }
+
+    impl Policy for OneReplica {
+        fn name(&self) -> &str {
+            "one"
+        }
+        fn min_replicas(&self, fleet_min: &[u32]) -> Vec<u32> {
+            fleet_min.to_vec()
+        }
+        fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
+            self.seen.push(obs.clone());
+            vec![Wish::replicas(1.0)]
+        }
+    }
+
+    #[test]
+    fn a_hold_for_a_cold_start_is_in_the_users_ttft_not_in_the_engines() {
+        let mut profile = forecasting::profile::Profile::from_yaml(include_str!(
+            "../../../docs/profiles/llama-3.1-8b-fp8_h100-80gb_tp1_derived.yaml"
+        ))
+        .unwrap();
+        let cold_start_s = 120.0;
+        profile.lifecycle.cold_start_s = cold_start_s;
+        let mut spec = FleetSpec::single_fixed_replica(&profile);
+        spec.variants[0].min = 0;
+        spec.initial = vec![0];
+        // A trickle to a scaled-to-zero model: the first 20 wait for the cold start, the
+        // ten after it (every 5 s to 170 s) find the replica up and keep the run going
+        // through the windows that hold the first ones' first tokens.
+        let requests: Vec<SimRequest> = (0..30)
+            .map(|id| SimRequest {
+                id,
+                arrival_s: if id < 20 {
+                    1.0 + id as f64
+                } else {
+                    125.0 + 5.0 * (id - 20) as f64
+                },
+                prompt_tokens: 500,
+                output_tokens: 50,
+                hash_ids: Vec::new(),
+            })
+            .collect();
+        let mut policy = OneReplica { seen: Vec::new() };
+        let report = simulate(&requests, &spec, &mut policy);
+        assert_eq!(report.completed, 30);
+        assert_eq!(report.requests_waited_on_cold_start, 20);
+        let user_p90_ms = report.ttft_ms.p90.unwrap();
+        assert!(
+            user_p90_ms > 90_000.0,
+            "users waited for the cold start: {user_p90_ms} ms"
+        );
+        let served: Vec<&Observation> = policy
+            .seen
+            .iter()
+            .filter(|o| o.ttft_p90_ms.is_some())
+            .collect();
+        assert!(served.len() >= 2, "windows after the replica came up");
+        for o in served {
+            let engine_ms = o.ttft_p90_ms.unwrap();
+            let gateway_ms = o.gateway_ttft_p90_ms.unwrap();
+            assert!(
+                engine_ms < 2_000.0,
+                "the engine's clock starts at dispatch: {engine_ms} ms at {} s",
+                o.now_s
+            );
+            if o.now_s < cold_start_s + 60.0 {
+                assert!(
+                    gateway_ms > 90_000.0,
+                    "the gateway's includes the hold: {gateway_ms} ms at {} s",
+                    o.now_s
+                );
+            }
+        }
+    }
 }

@@ -833,8 +833,15 @@ mod tests {
         assert_eq!(f.gateway_waiting(), 0, "the held requests go to it");
         f.advance_to(400.0);
         let o = f.observe();
-        // The requests held since the start waited the whole cold start.
-        assert!(o.engine.ttft_p90_ms.unwrap() > 60_000.0, "{o:?}");
+        // The requests held since the start waited the whole cold start: users see it (the
+        // gateway's TTFT, the attainment), the engine's histogram does not — only the
+        // queue the held requests formed on the one replica.
+        let (engine_ms, gateway_ms) = (
+            o.engine.ttft_p90_ms.unwrap(),
+            o.engine.gateway_ttft_p90_ms.unwrap(),
+        );
+        assert!(gateway_ms > 60_000.0, "{o:?}");
+        assert!(engine_ms < 0.25 * gateway_ms, "{o:?}");
         assert!(o.attainment.unwrap() < 0.5, "{o:?}");
     }
 
