@@ -9,6 +9,10 @@
 //!
 //! KEDA is told `hot + warm` (the pods that exist, with target 1); with a warm pool the simulator puts the
 //! pods beyond `hot` to sleep and wakes them ([`super::Policy::hot_replicas`]).
+//!
+//! Each sync the pipeline is fed what `serve` feeds every model, tiers or not: the engines'
+//! queue and p90 TTFT/TPOT with the replicas that took traffic
+//! ([`super::slo_scaler::feed_engine_metrics`], the same code as `slo-scaler`).
 
 use super::slo_scaler::{PipelineLoop, feed_engine_metrics};
 use super::{Observation, Policy, PolicyContext, PolicyError, Wish};
