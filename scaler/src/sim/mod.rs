@@ -198,8 +198,14 @@ struct Sim<'a> {
     sync_met: u32,
     next_arrival: usize,
     events: Vec<TokenEvent>,
-    /// (first-token time, TTFT s) and (finish time, TPOT s) of recent requests.
+    /// When each request left the gateway for a replica (index = request id): where an
+    /// engine's clock for it starts.
+    dispatched_s: Vec<f64>,
+    /// (first-token time, TTFT s) of recent requests as the engine measures it (from
+    /// dispatch: vLLM's `time_to_first_token_seconds`), the same from gateway arrival (what
+    /// a gateway or frontend measures), and (finish time, TPOT s).
     recent_ttft: VecDeque<(f64, f64)>,
+    recent_gateway_ttft: VecDeque<(f64, f64)>,
     recent_tpot: VecDeque<(f64, f64)>,
     last_event_s: f64,
     max_held: Vec<u32>,
@@ -259,6 +265,7 @@ impl Sim<'_> {
         };
         let slot = self.ready[k];
         self.slots[slot].replica.enqueue(req);
+        self.dispatched_s[id] = now_s;
         self.kick(slot, now_s);
     }
 
@@ -288,11 +295,16 @@ impl Sim<'_> {
         for e in std::mem::take(&mut self.events) {
             match e {
                 TokenEvent::First { id, t_s } => {
+                    // Users wait from their arrival at the gateway (the SLO is judged on
+                    // that); the engine's histogram starts when the request reached it, so
+                    // a hold for a cold start or a wake is not in what policies read.
                     let ttft = t_s - self.requests[id].arrival_s;
                     let o = &mut self.outcomes[id];
                     o.ttft_s = Some(ttft);
                     o.first_token_at_s = Some(t_s);
-                    self.recent_ttft.push_back((t_s, ttft));
+                    self.recent_ttft
+                        .push_back((t_s, t_s - self.dispatched_s[id]));
+                    self.recent_gateway_ttft.push_back((t_s, ttft));
                 }
                 TokenEvent::Finished { id, t_s } => {
                     let r = &self.requests[id];
@@ -346,11 +358,14 @@ impl Sim<'_> {
         let before_s = (-since).clamp(0.0, w);
         let arrivals =
             ((self.next_arrival - first_in) as f64 + before_s * self.spec.prior_arrivals_per_s) / w;
-        while self.recent_ttft.front().is_some_and(|(t, _)| *t <= since) {
-            self.recent_ttft.pop_front();
-        }
-        while self.recent_tpot.front().is_some_and(|(t, _)| *t <= since) {
-            self.recent_tpot.pop_front();
+        for q in [
+            &mut self.recent_ttft,
+            &mut self.recent_gateway_ttft,
+            &mut self.recent_tpot,
+        ] {
+            while q.front().is_some_and(|(t, _)| *t <= since) {
+                q.pop_front();
+            }
         }
         let p90 = |q: &VecDeque<(f64, f64)>| {
             let mut v: Vec<f64> = q.iter().map(|(_, x)| *x).collect();
@@ -361,6 +376,7 @@ impl Sim<'_> {
                 let (ready, starting) = self.held(v);
                 let mut view = VariantView {
                     ready,
+                    serving: 0,
                     starting,
                     waiting: 0,
                     running: 0,
@@ -371,6 +387,7 @@ impl Sim<'_> {
                     .iter()
                     .filter(|s| s.variant == v && s.state == SlotState::Ready)
                 {
+                    view.serving += 1;
                     view.waiting += s.replica.waiting() as u64;
                     view.running += s.replica.running() as u64;
                     view.kv_usage += s.replica.kv_usage();
@@ -385,6 +402,7 @@ impl Sim<'_> {
             now_s,
             arrivals_per_s: arrivals,
             ttft_p90_ms: p90(&self.recent_ttft),
+            gateway_ttft_p90_ms: p90(&self.recent_gateway_ttft),
             tpot_p90_ms: p90(&self.recent_tpot),
             gateway_waiting: self.gateway.len() as u64,
             variants,
@@ -456,7 +474,9 @@ pub fn simulate_with_outcomes(
         sync_met: 0,
         next_arrival: 0,
         events: Vec::new(),
+        dispatched_s: vec![0.0; requests.len()],
         recent_ttft: VecDeque::new(),
+        recent_gateway_ttft: VecDeque::new(),
         recent_tpot: VecDeque::new(),
         last_event_s: 0.0,
         max_held: vec![0; nv],
@@ -665,4 +685,88 @@ pub fn simulate_with_outcomes(
         oracle: None,
     };
     (report, sim.outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::autoscaler::Wish;
+
+    /// Asks for one replica from the start and keeps what it observed.
+    struct OneReplica {
+        seen: Vec<Observation>,
+    }
+
+    impl Policy for OneReplica {
+        fn name(&self) -> &str {
+            "one"
+        }
+        fn min_replicas(&self, fleet_min: &[u32]) -> Vec<u32> {
+            fleet_min.to_vec()
+        }
+        fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
+            self.seen.push(obs.clone());
+            vec![Wish::replicas(1.0)]
+        }
+    }
+
+    #[test]
+    fn a_hold_for_a_cold_start_is_in_the_users_ttft_not_in_the_engines() {
+        let mut profile = forecasting::profile::Profile::from_yaml(include_str!(
+            "../../../docs/profiles/llama-3.1-8b-fp8_h100-80gb_tp1_derived.yaml"
+        ))
+        .unwrap();
+        let cold_start_s = 120.0;
+        profile.lifecycle.cold_start_s = cold_start_s;
+        let mut spec = FleetSpec::single_fixed_replica(&profile);
+        spec.variants[0].min = 0;
+        spec.initial = vec![0];
+        // A trickle to a scaled-to-zero model: the first 20 wait for the cold start, the
+        // ten after it (every 5 s to 170 s) find the replica up and keep the run going
+        // through the windows that hold the first ones' first tokens.
+        let requests: Vec<SimRequest> = (0..30)
+            .map(|id| SimRequest {
+                id,
+                arrival_s: if id < 20 {
+                    1.0 + id as f64
+                } else {
+                    125.0 + 5.0 * (id - 20) as f64
+                },
+                prompt_tokens: 500,
+                output_tokens: 50,
+                hash_ids: Vec::new(),
+            })
+            .collect();
+        let mut policy = OneReplica { seen: Vec::new() };
+        let report = simulate(&requests, &spec, &mut policy);
+        assert_eq!(report.completed, 30);
+        assert_eq!(report.requests_waited_on_cold_start, 20);
+        let user_p90_ms = report.ttft_ms.p90.unwrap();
+        assert!(
+            user_p90_ms > 90_000.0,
+            "users waited for the cold start: {user_p90_ms} ms"
+        );
+        let served: Vec<&Observation> = policy
+            .seen
+            .iter()
+            .filter(|o| o.ttft_p90_ms.is_some())
+            .collect();
+        assert!(served.len() >= 2, "windows after the replica came up");
+        for o in served {
+            let engine_ms = o.ttft_p90_ms.unwrap();
+            let gateway_ms = o.gateway_ttft_p90_ms.unwrap();
+            assert!(
+                engine_ms < 2_000.0,
+                "the engine's clock starts at dispatch: {engine_ms} ms at {} s",
+                o.now_s
+            );
+            if o.now_s < cold_start_s + 60.0 {
+                assert!(
+                    gateway_ms > 90_000.0,
+                    "the gateway's includes the hold: {gateway_ms} ms at {} s",
+                    o.now_s
+                );
+            }
+        }
+    }
 }

@@ -244,7 +244,10 @@ impl Policy for DynamoPlanner {
                 .as_ref()
                 .and_then(|m| m.predict(observed, replicas).ok())
                 .filter(|p| !p.saturated);
-            let correction = match (expected, obs.ttft_p90_ms, obs.tpot_p90_ms) {
+            // Dynamo's planner reads its HTTP frontend's metrics (Prometheus scrapes the
+            // frontend, not the workers), so its TTFT runs from the frontend's receipt:
+            // the gateway-side one, hold included.
+            let correction = match (expected, obs.gateway_ttft_p90_ms, obs.tpot_p90_ms) {
                 (Some(e), Some(ttft), Some(tpot)) => (ttft / e.ttft_ms.at(self.percentile))
                     .max(tpot / e.tpot_ms.at(self.percentile))
                     .clamp(0.5, 4.0),

@@ -40,6 +40,8 @@ impl Policy for LlmdSlo {
 
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
         let v = &obs.variants[0];
+        // llm-d's recipe scrapes the vLLM pods' histograms, so the engine-side TTFT (no
+        // gateway hold); requests held with nothing serving drive the ratio up below.
         let reading = match (obs.ttft_p90_ms, obs.tpot_p90_ms) {
             (None, None) if obs.gateway_waiting > 0 => Some(MAX_RATIO),
             (None, None) => None,

@@ -27,8 +27,12 @@ use super::autoscaler::Wish;
 /// What one variant looks like to a policy at a sync.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VariantView {
-    /// Replicas serving.
+    /// Replicas ready to Kubernetes (with a warm pool, sleeping ones too: sleep is
+    /// invisible to it).
     pub ready: u32,
+    /// Replicas taking traffic: ready and awake, neither asleep, waking, on their way to
+    /// sleep nor draining. What served the window the latency percentiles come from.
+    pub serving: u32,
     /// Replicas starting (cold start in progress).
     pub starting: u32,
     /// Requests waiting in the ready replicas' queues (vLLM `num_requests_waiting`).
@@ -46,8 +50,14 @@ pub struct Observation {
     pub now_s: f64,
     /// Arrival rate over the last rate window, requests/s.
     pub arrivals_per_s: f64,
-    /// p90 TTFT of the requests whose first token came in the last window, ms.
+    /// p90 TTFT of the requests whose first token came in the last window, ms, as the
+    /// engines measure it (vLLM's `time_to_first_token_seconds`): from when the request
+    /// reached a replica, so time held at the gateway for a cold start or a wake is not in
+    /// it.
     pub ttft_p90_ms: Option<f64>,
+    /// The same requests' p90 TTFT from their arrival at the gateway, ms: what a gateway
+    /// or frontend measures, and what users wait.
+    pub gateway_ttft_p90_ms: Option<f64>,
     /// p90 TPOT of the requests that finished in the last window, ms.
     pub tpot_p90_ms: Option<f64>,
     /// Requests held at the gateway because no replica is ready.

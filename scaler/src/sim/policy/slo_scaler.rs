@@ -157,17 +157,18 @@ pub fn feed_engine_metrics(fleet: &mut Fleet, names: &[String], obs: &Observatio
     if !latency {
         return;
     }
+    // The replicas that took traffic in the window: with a warm pool, sleeping pods are
+    // ready to Kubernetes but served nothing, and counting them would read the window's
+    // latency as that of a larger fleet (a slower GPU than the profile).
     let serving: std::collections::BTreeMap<String, u32> = names
         .iter()
         .zip(&obs.variants)
-        .map(|(n, v)| (n.clone(), v.ready))
+        .map(|(n, v)| (n.clone(), v.serving))
         .collect();
-    // Requests held at the gateway wait for a cold start, not for the GPU: their TTFT
-    // says nothing about the profile.
-    let ttft_s = (obs.gateway_waiting == 0)
-        .then_some(obs.ttft_p90_ms)
-        .flatten()
-        .map(|x| x / 1e3);
+    // The engines' TTFT starts when a request reaches one, so a hold at the gateway for a
+    // cold start or a wake is not in it (as in vLLM's histogram, which `serve` reads):
+    // it is fed as is, also in the windows after a wake.
+    let ttft_s = obs.ttft_p90_ms.map(|x| x / 1e3);
     let tpot_s = obs.tpot_p90_ms.map(|x| x / 1e3);
     fleet.observe_latency(MODEL, ttft_s, tpot_s, Some(&serving));
 }

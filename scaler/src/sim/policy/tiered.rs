@@ -9,8 +9,12 @@
 //!
 //! KEDA is told `hot + warm` (the pods that exist, with target 1); with a warm pool the simulator puts the
 //! pods beyond `hot` to sleep and wakes them ([`super::Policy::hot_replicas`]).
+//!
+//! Each sync the pipeline is fed what `serve` feeds every model, tiers or not: the engines'
+//! queue and p90 TTFT/TPOT with the replicas that took traffic
+//! ([`super::slo_scaler::feed_engine_metrics`], the same code as `slo-scaler`).
 
-use super::slo_scaler::PipelineLoop;
+use super::slo_scaler::{PipelineLoop, feed_engine_metrics};
 use super::{Observation, Policy, PolicyContext, PolicyError, Wish};
 use crate::sim::metrics::ForecastBand;
 use crate::sim::victims::VictimRule;
@@ -91,9 +95,11 @@ impl Policy for Tiered {
 
     fn wishes(&mut self, obs: &Observation) -> Vec<Wish> {
         let (hot, warm) = (&mut self.hot, &mut self.warm);
+        let names = self.core.names().to_vec();
+        // What `serve` feeds every model, tiers or not: the engines' queue and latency.
         self.core.plan(
             obs,
-            |_| {},
+            |fleet| feed_engine_metrics(fleet, &names, obs, true),
             |i, v| {
                 hot[i] = v
                     .details
@@ -124,5 +130,102 @@ impl Policy for Tiered {
 
     fn warm_cost_fraction(&self) -> f64 {
         self.warm_cost_fraction
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use forecasting::capacity::Slo;
+    use forecasting::latency::{Percentile, RequestMix};
+    use forecasting::profile::Profile;
+
+    use super::*;
+    use crate::sim::SimVariant;
+    use crate::sim::policy::VariantView;
+
+    fn ctx() -> PolicyContext {
+        let profile = Profile::from_yaml(include_str!(
+            "../../../../docs/profiles/llama-3.1-8b-fp8_h100-80gb_tp1_derived.yaml"
+        ))
+        .unwrap();
+        PolicyContext {
+            variants: vec![SimVariant {
+                name: "h100".into(),
+                profile: Arc::new(profile),
+                min: 0,
+                max: 20,
+            }],
+            slo: Slo {
+                ttft_ms: 1000.0,
+                tpot_ms: 50.0,
+                percentile: Percentile::P90,
+            },
+            attainment: 0.95,
+            mix: RequestMix::fixed(1000.0, 200.0).unwrap(),
+            peak_rate_per_s: 10.0,
+            forecast_interval_s: 60.0,
+            stabilization: Default::default(),
+            arrival_rates_per_s: vec![],
+            arrival_bin_s: 60.0,
+            history_rates_per_s: vec![],
+            tiers: TierSettings::default(),
+            rate_window_s: 60.0,
+        }
+    }
+
+    /// Ten minutes at 90 % of one replica's profile capacity with the pool the policy asked for up;
+    /// the engines report `waiting` queued requests and p90 latencies `(TTFT, TPOT)` in ms,
+    /// and with `asleep` the pods serve nothing. Returns the last wish.
+    fn run(name: &str, waiting: u64, (ttft_ms, tpot_ms): (f64, f64), asleep: bool) -> f64 {
+        let ctx = ctx();
+        let rps = 0.9 * ctx.capacity_rps(0);
+        let mut p = Tiered::new(name, &ctx).unwrap();
+        let mut replicas = 1;
+        let mut wish = 0.0;
+        for k in 0..40 {
+            let obs = Observation {
+                now_s: f64::from(k) * 15.0,
+                arrivals_per_s: rps,
+                ttft_p90_ms: Some(ttft_ms),
+                gateway_ttft_p90_ms: Some(ttft_ms),
+                tpot_p90_ms: Some(tpot_ms),
+                gateway_waiting: 0,
+                variants: vec![VariantView {
+                    ready: replicas,
+                    serving: if asleep { 0 } else { replicas },
+                    starting: 0,
+                    waiting,
+                    running: 50,
+                    kv_usage: 0.5,
+                }],
+            };
+            wish = p.wishes(&obs)[0].value;
+            replicas = (wish as u32).max(1);
+        }
+        wish
+    }
+
+    #[test]
+    fn the_tiered_policies_read_the_engines_queue_and_latency_as_serve_does() {
+        for name in NAMES {
+            let (nominal, slow) = ((200.0, 20.0), (5_000.0, 100.0));
+            let quiet = run(name, 0, nominal, false);
+            let queued = run(name, 30_000, nominal, false);
+            assert!(
+                queued > quiet,
+                "{name}: a queue of 30,000 is a backlog to clear ({queued} vs {quiet} replicas)"
+            );
+            let slower = run(name, 0, slow, false);
+            assert!(
+                slower > quiet,
+                "{name}: TTFT 5× and TPOT 2× the SLO on the pods that served is a slower GPU than profiled ({slower} vs {quiet} replicas)"
+            );
+            // Sleeping pods are ready to Kubernetes but served nothing: their window's
+            // latency is no evidence about the profile.
+            let asleep = run(name, 0, slow, true);
+            assert_eq!(asleep, quiet, "{name}");
+        }
     }
 }
