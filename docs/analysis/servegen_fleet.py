@@ -7,8 +7,15 @@ A client-day "with idle windows" has at least one 600-s window of its trace with
 With --returns, the waits of a slice's opening busy period (`opening_cold_start_waits`) are
 left out where the history before the slice holds no demand: that is the model's launch,
 which no forecast can see coming (both policies wait there alike). -v lists client-days.
+With --warm-fraction, sleeping pods are billed at the runs' `sizing.tiers.warm_cost_fraction`
+(`cost_with_warm_fraction`: sleeping engines sharing GPUs) instead of as whole GPUs.
+--engines-per-gpu=K adds what the simulator does not model when K sleeping engines share a
+GPU with one awake at a time: the chance that a wake finds the GPU taken by another
+engine's wake, each engine holding it for one cold start after its wake (until a pod of its
+own is up), engines placed at random: 1 - (1 - a)^(K-1), `a` the mean over client-days of
+wakes x 300 s / 86400 s; and the waits if each such wake became a cold start instead.
 
-    python3 docs/analysis/servegen_fleet.py OUTDIR [m-large|m-mid] [--returns] [-v]
+    python3 docs/analysis/servegen_fleet.py OUTDIR [m-large|m-mid] [--returns] [--warm-fraction] [--engines-per-gpu=K] [-v]
 """
 import csv
 import glob
@@ -19,6 +26,7 @@ import sys
 out = sys.argv[1]
 model = next((a for a in sys.argv[2:] if not a.startswith("-")), "m-large")
 returns = "--returns" in sys.argv
+cost_key = "cost_with_warm_fraction" if "--warm-fraction" in sys.argv else None
 here = os.path.dirname(os.path.abspath(__file__))
 data = os.environ.get("SLO_SCALER_DATA_DIR", os.path.join(here, "..", "..", "..", "shared", "data"))
 traces = os.path.join(data, "traces", "servegen", "language", model)
@@ -38,9 +46,12 @@ for path in sorted(glob.glob(os.path.join(out, "*-d*.json"))):
     def waits(p):
         w = p["requests_waited_on_cold_start"]
         return w - p["scale_to_zero"]["opening_cold_start_waits"] if returns and launch else w
+    def cost(p):
+        return p["scale_to_zero"][cost_key] if cost_key else p["cost"]
     rows.append(dict(client=client, day=day, requests=plain["requests"], idle=idle,
-                     wa=waits(plain), wb=waits(warm), ca=plain["cost"], cb=warm["cost"],
-                     aa=plain["attainment"]["both"], ab=warm["attainment"]["both"]))
+                     wa=waits(plain), wb=waits(warm), ca=cost(plain), cb=cost(warm),
+                     aa=plain["attainment"]["both"], ab=warm["attainment"]["both"],
+                     wakes=warm["scale_to_zero"]["wakes"]))
 
 def line(sel, label):
     if not sel:
@@ -71,3 +82,15 @@ if "-v" in sys.argv:
         if r["idle"]:
             print(r["day"], r["client"], r["requests"], r["idle"], r["wa"], r["wb"],
                   f"{r['ca']:.2f} {r['cb']:.2f} {(r['cb'] / r['ca'] - 1) * 100:+.1f}%")
+
+k = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--engines-per-gpu=")), None)
+if k:
+    idle = [r for r in rows if r["idle"] > 0]
+    a = sum(r["wakes"] * 300 / 86400 for r in rows) / len(rows)
+    p = 1 - (1 - a) ** (k - 1)
+    wa, wb = sum(r["wa"] for r in idle), sum(r["wb"] for r in idle)
+    wc = wb + p * (wa - wb)
+    print(f"\n{k} engines per GPU: {sum(r['wakes'] for r in rows)} wakes, mean occupancy {a:.4f}, "
+          f"P(a wake finds its GPU taken) {p:.3f}; waits on client-days with idle windows "
+          f"{wa} → {wb} as simulated, ≈ {wc:.0f} ({(wc - wa) / wa * 100:+.1f} %) if each such wake "
+          f"became a cold start")

@@ -5,11 +5,15 @@
 # ServeGen m-large fleet*). Simulated figures: machine load changes only the wall time
 # (≈ 10 min on 2 cores for m-large).
 #
-#     docs/analysis/servegen_fleet.sh target/release/slo-scaler OUTDIR [m-large|m-mid]
+#     docs/analysis/servegen_fleet.sh target/release/slo-scaler OUTDIR [m-large|m-mid] [CONFIG]
+#
+# CONFIG (optional): a backtest config (`--config`), e.g. the embedded fleet with other
+# `sizing.tiers` (warm_cost_fraction, cold_wait_cost_per_request).
 set -euo pipefail
 bin=$(realpath "$1")
 out=$2
 model=${3:-m-large}
+config=${4:+--config $(realpath "$4")}
 data=${SLO_SCALER_DATA_DIR:-$(dirname "$0")/../../../shared/data}
 dir=$data/traces/servegen/language/$model
 mkdir -p "$out"
@@ -18,6 +22,6 @@ for f in "$dir"/chunk-*-trace.csv; do
     for day in 1 2; do
         # A client-day with no request is refused by `backtest` (an empty file marks it).
         echo "$bin backtest --trace $f --start-s $(((day - 1) * 86400)) --duration-s 86400 \
---policy scale-to-zero,slo-scaler-warm --format json > $out/$c-d$day.json 2>/dev/null || true"
+$config --policy scale-to-zero,slo-scaler-warm --format json > $out/$c-d$day.json 2>/dev/null || true"
     done
 done | xargs -P "$(nproc)" -I{} bash -c "{}"

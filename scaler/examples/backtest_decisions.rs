@@ -4,7 +4,8 @@
 //! output length. Diagnostic for issue 7.
 //!
 //! `cargo run --release -p slo-scaler --example backtest_decisions -- --trace FILE [backtest
-//! flags]`
+//! flags]`; `--config` is honoured, and `DIAG_TIERS=1` runs the pipeline with the config's
+//! `sizing.tiers` (the `slo-scaler-warm` policy's pipeline, its tier reasons printed).
 
 use std::collections::BTreeMap;
 
@@ -87,7 +88,10 @@ impl Policy for Diag {
 
 fn main() {
     let cli = Cli::parse();
-    let config = Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap();
+    let config = match &cli.args.config {
+        Some(path) => Config::from_file(path).unwrap(),
+        None => Config::from_yaml(DEFAULT_CONFIG_YAML, "embedded").unwrap(),
+    };
     let prepared = prepare(&cli.args.trace, &config, None, &cli.args).unwrap();
     let ctx = &prepared.ctx;
     for i in 0..ctx.variants.len() {
@@ -98,7 +102,8 @@ fn main() {
         );
     }
     let mut policy = Diag {
-        core: PipelineLoop::new(ctx, None).expect("the embedded fleet meets its SLO"),
+        core: PipelineLoop::new(ctx, std::env::var_os("DIAG_TIERS").map(|_| ctx.tiers))
+            .expect("the fleet meets its SLO"),
         printed: ctx.variants.iter().map(|v| f64::from(v.min)).collect(),
     };
     let (report, outcomes) = simulate_with_outcomes(

@@ -25,6 +25,7 @@
 //! | `sizing.tiers.cold_wait_cost_per_request` | `2.5` (a person's 270 s at ≈ $35/h; `docs/scale-to-zero.md`) | cost of one request waiting on a cold start (currency of `cost_per_hour`) |
 //! | `sizing.tiers.max_warm` | `0` | most warm replicas beyond the plan, per model |
 //! | `sizing.tiers.min_ttl_s`, `max_ttl_s` | `0`, `86400` | bounds on the idle TTL before warm goes cold |
+//! | `sizing.tiers.return_prior_days` | `0` | weight (days) of the base-rate prior on the learnt return probability; 0 = bounded support |
 //! | `models[].variants[].share` | `1` | weight in splitting the model's demand across its variants |
 //! | `models[].variants[].min_replicas` | `0` | floor on the desired replicas |
 //! | `models[].variants[].max_replicas` | none | ceiling on the desired replicas |

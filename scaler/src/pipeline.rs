@@ -294,6 +294,7 @@ impl ModelPipeline {
         // tell it nothing is coming back, so it is off here (measured: with it, the warm
         // pool let idle spells go cold, `tests/sim_tiers.rs`).
         self.forecaster.without_idle_fade();
+        self.returns.set_prior_days(settings.return_prior_days);
         self.tiers = Some(settings);
         self
     }
@@ -1521,6 +1522,56 @@ mod tests {
         assert_eq!(pods, 0.0, "cold at 02:00: {}", d.reason);
         assert_eq!(d.details["tier_return_probability"], 0.0);
         assert!(d.reason.contains("time of day"), "{}", d.reason);
+    }
+
+    /// `sizing.tiers.return_prior_days` reaches the return forecast: with one pseudo-day of
+    /// the base rate (one 15-h night that ended and half a return, over that night and the
+    /// open one beyond the 120-s cold start: 0.21 % per span, a third of it after two days
+    /// seen), the same night at 02:00 is no longer certain to stay quiet, and at the
+    /// default wait price a pod is kept.
+    #[test]
+    fn a_base_rate_prior_keeps_the_night_warm_at_the_default_wait_price() {
+        let day = 86_400.0;
+        let rate = |t: f64| {
+            let h = (t % day) / 3600.0;
+            if (8.0..17.0).contains(&h) { 5.0 } else { 0.0 }
+        };
+        let history: Vec<(f64, f64)> = (0..2 * 1440)
+            .map(|k| {
+                let t = f64::from(k) * 60.0;
+                (t, rate(t))
+            })
+            .collect();
+        let settings = crate::tiers::TierSettings {
+            return_prior_days: 1.0,
+            ..crate::tiers::TierSettings::default()
+        };
+        let pipeline = ModelPipeline::new(input(), StabilizerSettings::default())
+            .unwrap()
+            .with_tiers(settings);
+        let mut fleet = Fleet::new(vec![pipeline], None);
+        fleet.warm_start("llama", &history);
+        let mut t = 2.0 * day;
+        while t <= 2.0 * day + 2.0 * 3600.0 {
+            fleet.observe("llama", t, rate(t));
+            let d = fleet.tick(t);
+            let ModelOutcome::Planned(vs) = &d[0].outcome else {
+                panic!("{:?}", d[0].outcome)
+            };
+            if t == 2.0 * day + 2.0 * 3600.0 {
+                let pods: f64 = vs.iter().map(|v| v.desired_replicas).sum();
+                let p = vs
+                    .iter()
+                    .find_map(|v| v.details.get("tier_return_probability").copied())
+                    .unwrap();
+                let night_s = 15.0 * 3600.0 + 60.0; // from the sample at 16:59
+                let exposure_s = (night_s - 120.0) + (9.0 * 3600.0 + 60.0 - 120.0);
+                let b = 1.0 - (-1.5 / exposure_s * 120.0_f64).exp();
+                assert!((p - b / 3.0).abs() < 1e-9, "{p} vs {}", b / 3.0);
+                assert_eq!(pods, 1.0, "{vs:?}");
+            }
+            t += 15.0;
+        }
     }
 
     #[test]

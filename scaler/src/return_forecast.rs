@@ -16,9 +16,18 @@
 //!   "spells end somewhere between 10 and 40 min"), conditioned on the spell having lasted
 //!   as long as it has (the hazard of that distribution over the span).
 //!
-//! Both have bounded support on purpose: beyond the longest spell seen (×2), or at a time of
+//! Both have bounded support by default: beyond the longest spell seen (×2), or at a time of
 //! day no recent day had demand, the estimate is 0 — the data say nobody came back then.
 //! A return there costs one cold start and is learnt (a new spell, an active bin).
+//!
+//! With a **base-rate prior** ([`ReturnForecast::set_prior_days`] > 0, `sizing.tiers.
+//! return_prior_days`) the estimate is shrunk towards the model's own rate of returns after
+//! long idle spells (returns per idle second beyond the span, an exponential tail fitted to
+//! the spells seen and the spell still open, with the Jeffreys prior's half return), so a
+//! model whose bursts come at hours no earlier day had demand is not given probability 0
+//! there. Off by default: at a warm
+//! replica's full GPU price it keeps sporadic models warm through whole days
+//! (`docs/scale-to-zero.md`, *Sporadic models*).
 
 use std::collections::VecDeque;
 
@@ -84,6 +93,8 @@ pub struct ReturnForecast {
     spells: VecDeque<f64>,
     /// Activity by time of day, oldest day first.
     days: VecDeque<Day>,
+    /// Weight of the base-rate prior, in days (0: bounded support, the default).
+    prior_days: f64,
 }
 
 fn split(t_s: f64) -> (i64, usize) {
@@ -110,6 +121,16 @@ impl ReturnForecast {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Weight of the base-rate prior in days of time-of-day evidence (0, the default: off).
+    /// Negative or non-finite values count as 0. Keeps what was learnt.
+    pub fn set_prior_days(&mut self, prior_days: f64) {
+        self.prior_days = if prior_days.is_finite() {
+            prior_days.max(0.0)
+        } else {
+            0.0
+        };
     }
 
     /// Feeds one demand sample (req/s at `now_s`, non-decreasing times). A sample with
@@ -177,10 +198,23 @@ impl ReturnForecast {
     /// Probability that demand returns within `(now + ahead_s, now + ahead_s + span_s]`,
     /// given none until `now + ahead_s`; `None` while the model is active or nothing has
     /// been learnt yet (the caller falls back to its prior).
+    ///
+    /// With a base-rate prior of `k` days, the learnt estimate `p` (the time-of-day share
+    /// of `n` days, or the spell hazard counted as one day) becomes `(n·p + k·b) / (n + k)`,
+    /// `b` the probability of a return within the span at the model's rate of returns
+    /// after long idle spells ([`Self::base_rate_per_s`]).
     #[must_use]
     pub fn odds(&self, now_s: f64, ahead_s: f64, span_s: f64) -> Option<ReturnOdds> {
         let idle_s = self.idle_for_s(now_s)?;
         let from_s = now_s + ahead_s;
+        let shrink = |p: f64, n: f64| {
+            if self.prior_days > 0.0 {
+                let b = 1.0 - (-self.base_rate_per_s(idle_s, span_s) * span_s).exp();
+                (n * p + self.prior_days * b) / (n + self.prior_days)
+            } else {
+                p
+            }
+        };
         let days: Vec<&Day> = self.full_days_before(from_s).collect();
         if !days.is_empty() {
             // Bins overlapping the span, one bin of slack either side.
@@ -199,8 +233,9 @@ impl ReturnForecast {
                     })
                 })
                 .count();
+            let seen = days.len() as f64;
             return Some(ReturnOdds {
-                probability: active as f64 / days.len() as f64,
+                probability: shrink(active as f64 / seen, seen),
                 source: ReturnSource::TimeOfDay,
             });
         }
@@ -215,9 +250,24 @@ impl ReturnForecast {
             ending += s0 - survival(l, e1);
         }
         Some(ReturnOdds {
-            probability: if at_risk > 0.0 { ending / at_risk } else { 0.0 },
+            probability: shrink(if at_risk > 0.0 { ending / at_risk } else { 0.0 }, 1.0),
             source: ReturnSource::SpellLengths,
         })
+    }
+
+    /// The model's rate of returns after long idle spells, per idle second: an exponential
+    /// tail beyond `threshold_s`, fitted to the spells seen that lasted longer and the
+    /// idle seconds they (and the spell still open, `idle_s`) spent beyond it, with the
+    /// Jeffreys prior of a Poisson rate (half a return): `(returns + ½) / exposure`, the
+    /// exposure at least one `threshold_s`. So a model seen active once and idle for a day
+    /// since gets ½ return per day, not 0: one burst says bursts happen, not when.
+    #[must_use]
+    pub fn base_rate_per_s(&self, idle_s: f64, threshold_s: f64) -> f64 {
+        let long = self.spells.iter().filter(|&&l| l > threshold_s);
+        let returns = long.clone().count() as f64;
+        let exposure_s: f64 =
+            long.map(|l| l - threshold_s).sum::<f64>() + (idle_s - threshold_s).max(0.0);
+        (returns + 0.5) / exposure_s.max(threshold_s).max(f64::MIN_POSITIVE)
     }
 }
 
@@ -357,5 +407,66 @@ mod tests {
         let tod = day.odds(now, 0.0, 300.0).unwrap();
         assert_eq!(tod.source, ReturnSource::TimeOfDay);
         assert_eq!(tod.probability, 0.0, "no demand at 03:30 on the day seen");
+    }
+
+    /// The base-rate prior: a sporadic model (bursts at 03:00, 11:00 and 19:00 on day 0,
+    /// a day of 21-h idleness follows) has probability 0 at 07:00 on day 1 from its one
+    /// day alone; with the prior it is the day-0 rate of returns after long spells, shrunk
+    /// by one day of evidence against one pseudo-day. The rate falls as the open spell
+    /// grows; a model whose long spells never ended gets the Jeffreys half return.
+    #[test]
+    fn a_base_rate_prior_gives_unseen_hours_the_models_rate_of_returns() {
+        let mut f = ReturnForecast::new();
+        for (from_h, to_h, rps) in [
+            (0.0, 3.0, 0.0),
+            (3.0, 3.5, 1.0),
+            (3.5, 11.0, 0.0),
+            (11.0, 11.5, 1.0),
+            (11.5, 19.0, 0.0),
+            (19.0, 19.5, 1.0),
+            (19.5, 31.0, 0.0),
+        ] {
+            feed(&mut f, from_h * 3600.0, to_h * 3600.0, rps);
+        }
+        let now = 31.0 * 3600.0 - 60.0;
+        let plain = f.odds(now, 0.0, 300.0).unwrap();
+        assert_eq!(plain.source, ReturnSource::TimeOfDay);
+        assert_eq!(plain.probability, 0.0, "no demand at 07:00 on day 0");
+        // Two long spells ended (7.5 h each, from the last sample at 03:29 and 11:29 to
+        // 11:00 and 19:00); the open one runs from 19:29.
+        let idle = f.idle_for_s(now).unwrap();
+        let spell = 7.5 * 3600.0 + 60.0;
+        let rate = f.base_rate_per_s(idle, 300.0);
+        let want = 2.5 / (2.0 * (spell - 300.0) + (idle - 300.0));
+        assert!((rate - want).abs() < 1e-12, "{rate} vs {want}");
+        f.set_prior_days(1.0);
+        let shrunk = f.odds(now, 0.0, 300.0).unwrap();
+        let b = 1.0 - (-want * 300.0).exp();
+        assert!((shrunk.probability - b / 2.0).abs() < 1e-12, "{shrunk:?}");
+        assert!(shrunk.probability > 0.001 && shrunk.probability < 0.02);
+        // A day more of idleness nearly halves the rate (the open spell is exposure).
+        assert!(f.base_rate_per_s(idle + 86_400.0, 300.0) < rate * 0.6);
+        // Where the day saw demand (11:00), the share still dominates.
+        assert!(f.odds(now + 4.0 * 3600.0, 0.0, 300.0).unwrap().probability > 0.5);
+        // No long spell ever ended (one burst, then two days idle): half a return over the
+        // exposure, so the estimate is small but not 0, and falls as the spell goes on.
+        let mut g = ReturnForecast::new();
+        feed(&mut g, 0.0, 3600.0, 1.0);
+        feed(&mut g, 3600.0, 2.0 * 86_400.0, 0.0);
+        let idle = g.idle_for_s(2.0 * 86_400.0 - 60.0).unwrap();
+        assert_eq!(
+            g.odds(2.0 * 86_400.0 - 60.0, 0.0, 300.0)
+                .unwrap()
+                .probability,
+            0.0
+        );
+        g.set_prior_days(1.0);
+        let p = g
+            .odds(2.0 * 86_400.0 - 60.0, 0.0, 300.0)
+            .unwrap()
+            .probability;
+        let b = 1.0 - (-0.5 / (idle - 300.0) * 300.0).exp();
+        assert!((p - b / 2.0).abs() < 1e-12, "{p} vs {}", b / 2.0);
+        assert!(p > 0.0 && p < 0.001, "{p}");
     }
 }
