@@ -1467,27 +1467,37 @@ mod tests {
         assert!(m.capacity_factors().values().all(|f| *f == 1.0));
     }
 
+    /// Demand from 08:00 to 17:00 every day, idle otherwise.
+    fn office_hours_rps(t: f64) -> f64 {
+        let h = (t % 86_400.0) / 3600.0;
+        if (8.0..17.0).contains(&h) { 5.0 } else { 0.0 }
+    }
+
+    /// A tiered pipeline given two days of [`office_hours_rps`] at 1-minute steps, as a
+    /// Prometheus backfill gives.
+    fn office_hours_fleet(settings: crate::tiers::TierSettings) -> Fleet {
+        let history: Vec<(f64, f64)> = (0..2 * 1440)
+            .map(|k| {
+                let t = f64::from(k) * 60.0;
+                (t, office_hours_rps(t))
+            })
+            .collect();
+        let pipeline = ModelPipeline::new(input(), StabilizerSettings::default())
+            .unwrap()
+            .with_tiers(settings);
+        let mut fleet = Fleet::new(vec![pipeline], None);
+        fleet.warm_start("llama", &history);
+        fleet
+    }
+
     /// What `serve` does with a warm pool: after two days of demand from 08:00 to 17:00
     /// (backfilled history), the third night goes cold (no day had demand at 02:00) and a
     /// pod is started before 08:00, ahead of the return the days before saw.
     #[test]
     fn tiers_go_cold_at_night_and_start_a_pod_before_the_morning_return() {
         let day = 86_400.0;
-        let rate = |t: f64| {
-            let h = (t % day) / 3600.0;
-            if (8.0..17.0).contains(&h) { 5.0 } else { 0.0 }
-        };
-        let history: Vec<(f64, f64)> = (0..2 * 1440)
-            .map(|k| {
-                let t = f64::from(k) * 60.0;
-                (t, rate(t))
-            })
-            .collect();
-        let pipeline = ModelPipeline::new(input(), StabilizerSettings::default())
-            .unwrap()
-            .with_tiers(crate::tiers::TierSettings::default());
-        let mut fleet = Fleet::new(vec![pipeline], None);
-        fleet.warm_start("llama", &history);
+        let rate = office_hours_rps;
+        let mut fleet = office_hours_fleet(crate::tiers::TierSettings::default());
         let pods_at = |fleet: &mut Fleet, t: f64| {
             fleet.observe("llama", t, rate(t));
             let d = fleet.tick(t);
@@ -1532,25 +1542,11 @@ mod tests {
     #[test]
     fn a_base_rate_prior_keeps_the_night_warm_at_the_default_wait_price() {
         let day = 86_400.0;
-        let rate = |t: f64| {
-            let h = (t % day) / 3600.0;
-            if (8.0..17.0).contains(&h) { 5.0 } else { 0.0 }
-        };
-        let history: Vec<(f64, f64)> = (0..2 * 1440)
-            .map(|k| {
-                let t = f64::from(k) * 60.0;
-                (t, rate(t))
-            })
-            .collect();
-        let settings = crate::tiers::TierSettings {
+        let rate = office_hours_rps;
+        let mut fleet = office_hours_fleet(crate::tiers::TierSettings {
             return_prior_days: 1.0,
             ..crate::tiers::TierSettings::default()
-        };
-        let pipeline = ModelPipeline::new(input(), StabilizerSettings::default())
-            .unwrap()
-            .with_tiers(settings);
-        let mut fleet = Fleet::new(vec![pipeline], None);
-        fleet.warm_start("llama", &history);
+        });
         let mut t = 2.0 * day;
         while t <= 2.0 * day + 2.0 * 3600.0 {
             fleet.observe("llama", t, rate(t));
