@@ -25,9 +25,8 @@
 //! long idle spells (returns per idle second beyond the span, an exponential tail fitted to
 //! the spells seen and the spell still open, with the Jeffreys prior's half return), so a
 //! model whose bursts come at hours no earlier day had demand is not given probability 0
-//! there. Off by default: at a warm
-//! replica's full GPU price it keeps sporadic models warm through whole days
-//! (`docs/scale-to-zero.md`, *Sporadic models*).
+//! there. Off by default: at a warm replica's full GPU price it keeps sporadic models warm
+//! through whole days (`docs/scale-to-zero.md`, *Sporadic models*).
 
 use std::collections::VecDeque;
 

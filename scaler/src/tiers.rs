@@ -11,8 +11,8 @@
 //! In one paragraph: a replica is **hot** if it is needed before a wake could finish (the
 //! upper forecast over the next interval, at least the demand observed now); every replica
 //! the plan holds serves, whatever a sleeping one would cost (measured: sleeping the plan
-//! beyond the wake horizon broke the SLO). The **warm pool** is sized like a newsvendor's stock:
-//! replicas of capacity are kept until `P(demand over the cold-start horizon > capacity)`
+//! beyond the wake horizon broke the SLO). The **warm pool** is sized like a newsvendor's
+//! stock: replicas of capacity are kept until `P(demand over the cold-start horizon > capacity)`
 //! falls below the critical ratio `c_u / (c_u + c_o)`, where `c_u` is what the requests a
 //! missing replica would serve during a cold start cost by waiting and `c_o` what a warm
 //! replica costs over that horizon. When the model is **idle** (fewer than one request
