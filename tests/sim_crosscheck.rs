@@ -75,6 +75,22 @@ fn within(sim: Option<f64>, model: f64, tol: f64, what: &str) {
     );
 }
 
+/// TPOT p50 within 15 % and TTFT p50 within 25 % of the model's (`at` names the case).
+fn medians_agree(sim: &SimReport, model: &forecasting::latency::Prediction, at: &str) {
+    within(
+        sim.tpot_ms.p50,
+        model.tpot_ms.p50,
+        0.15,
+        &format!("{at}: TPOT p50"),
+    );
+    within(
+        sim.ttft_ms.p50,
+        model.ttft_ms.p50,
+        0.25,
+        &format!("{at}: TTFT p50"),
+    );
+}
+
 #[test]
 fn simulator_agrees_with_the_analytic_model_below_80_percent_utilisation() {
     for util in [0.3, 0.6, 0.75] {
@@ -123,18 +139,7 @@ fn simulator_agrees_with_the_analytic_model_below_80_percent_utilisation() {
             1.0,
         );
         let at = format!("A100 8B, P 2048, O 128, utilisation {util}");
-        within(
-            sim.tpot_ms.p50,
-            model.tpot_ms.p50,
-            0.15,
-            &format!("{at}: TPOT p50"),
-        );
-        within(
-            sim.ttft_ms.p50,
-            model.ttft_ms.p50,
-            0.25,
-            &format!("{at}: TTFT p50"),
-        );
+        medians_agree(&sim, &model, &at);
     }
 }
 
@@ -149,18 +154,7 @@ fn padded_cuda_graph_batches_agree() {
     for util in [0.1, 0.3, 0.6] {
         let (sim, model) = run_profile(&profile, 1024, 256, util, 2000.0, 1.0);
         let at = format!("H100 8B with graph sizes 1/32/64/…, P 1024, O 256, utilisation {util}");
-        within(
-            sim.tpot_ms.p50,
-            model.tpot_ms.p50,
-            0.15,
-            &format!("{at}: TPOT p50"),
-        );
-        within(
-            sim.ttft_ms.p50,
-            model.ttft_ms.p50,
-            0.25,
-            &format!("{at}: TTFT p50"),
-        );
+        medians_agree(&sim, &model, &at);
         if util == 0.1 {
             // The ladder matters here: the unpadded model is well below both.
             let (_, unpadded) = run_profile(&plain, 1024, 256, util, 10.0, 1.0);

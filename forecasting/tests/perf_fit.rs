@@ -25,6 +25,28 @@ fn prefill_obs() -> Vec<PrefillObs> {
     obs
 }
 
+/// Exact decode steps of `truth` at `batches` × contexts of 300/1500/5000 tokens, alone and
+/// with `mixed` 1000-token prefills per step (charged at the curve's mixed-prefill factor).
+fn decode_obs(truth: &DecodeCurve, batches: &[f64], mixed: f64) -> Vec<DecodeObs> {
+    let prompt = 1000.0;
+    let mut obs = Vec::new();
+    for &b in batches {
+        for &ctx in &[300.0, 1500.0, 5000.0] {
+            for m in [0.0, mixed] {
+                obs.push(DecodeObs {
+                    batch: b,
+                    kv_tokens: b * ctx,
+                    prefills_per_step: m,
+                    prompt_tokens: prompt,
+                    step_ms: truth.step_ms(b, b * ctx)
+                        + truth.mixed_prefill_factor * m * TRUE_PREFILL.work_ms(prompt),
+                });
+            }
+        }
+    }
+    obs
+}
+
 #[test]
 fn prefill_fit_recovers_exact_coefficients() {
     let (c, fit) = fit_prefill(&prefill_obs()).expect("fits");
@@ -59,21 +81,7 @@ fn decode_fit_separates_batch_kv_and_mixed_prefill() {
         mixed_prefill_factor: 0.7,
         cuda_graph_batch_sizes: Vec::new(),
     };
-    let mut obs = Vec::new();
-    for &b in &[1.0, 8.0, 32.0, 128.0] {
-        for &ctx in &[300.0, 1500.0, 5000.0] {
-            for &mixed in &[0.0, 0.2] {
-                let prompt = 1000.0;
-                obs.push(DecodeObs {
-                    batch: b,
-                    kv_tokens: b * ctx,
-                    prefills_per_step: mixed,
-                    prompt_tokens: prompt,
-                    step_ms: truth.step_ms(b, b * ctx) + 0.7 * mixed * TRUE_PREFILL.work_ms(prompt),
-                });
-            }
-        }
-    }
+    let obs = decode_obs(&truth, &[1.0, 8.0, 32.0, 128.0], 0.2);
     let (c, fit) = fit_decode(&obs, &TRUE_PREFILL).expect("fits");
     assert!((c.base_ms - 6.0).abs() < 1e-6, "{c:?}");
     assert!((c.per_seq_ms - 0.03).abs() < 1e-8, "{c:?}");
@@ -99,21 +107,7 @@ fn padded_fit_recovers_the_per_sequence_cost_a_linear_fit_overstates() {
         cuda_graph_batch_sizes: forecasting::profile::vllm_default_cuda_graph_batch_sizes(512),
     };
     // Steady batches at the small sizes low-rate points see, between graph sizes and on them.
-    let mut obs = Vec::new();
-    for &b in &[1.0, 3.0, 5.5, 11.0, 17.3, 23.0, 30.0] {
-        for &ctx in &[300.0, 1500.0, 5000.0] {
-            for &mixed in &[0.0, 0.05] {
-                let prompt = 1000.0;
-                obs.push(DecodeObs {
-                    batch: b,
-                    kv_tokens: b * ctx,
-                    prefills_per_step: mixed,
-                    prompt_tokens: prompt,
-                    step_ms: truth.step_ms(b, b * ctx) + 0.8 * mixed * TRUE_PREFILL.work_ms(prompt),
-                });
-            }
-        }
-    }
+    let obs = decode_obs(&truth, &[1.0, 3.0, 5.5, 11.0, 17.3, 23.0, 30.0], 0.05);
     let sizes = truth.cuda_graph_batch_sizes.clone();
     let (c, fit) = fit_decode_padded(&obs, &TRUE_PREFILL, &sizes).expect("fits");
     assert!((c.per_seq_ms - 0.02).abs() < 1e-8, "{c:?}");

@@ -436,9 +436,9 @@ pub fn plan_tiers(s: &TierSettings, input: &TierInput) -> ModelTiers {
             // engines that share GPUs*): sleeping the plan's pods beyond the wake horizon
             // saved 15 % of GPU cost and lost 9.6 points of attainment (95.8 → 86.2 %).
             // Only pods beyond the plan sleep; without a warm pool nothing sleeps either.
+            // The warm pool beyond the plan is added below.
             t.hot = pods;
-            t.warm = pods - t.hot;
-            t.action = if t.warm > 0 { "warm_pool" } else { "hot" };
+            t.action = "hot";
         }
         if let (Some(p), Some(v), true) = (pool, pv, s.warm_pool) {
             let have: f64 = vs
