@@ -103,23 +103,12 @@ fn simulator_agrees_with_the_analytic_model_below_80_percent_utilisation() {
             1.0,
         );
         let at = format!("H100 8B, P 1024, O 256, utilisation {util}");
-        within(
-            sim.tpot_ms.p50,
-            model.tpot_ms.p50,
-            0.15,
-            &format!("{at}: TPOT p50"),
-        );
+        medians_agree(&sim, &model, &at);
         within(
             sim.tpot_ms.p90,
             model.tpot_ms.p90,
             0.15,
             &format!("{at}: TPOT p90"),
-        );
-        within(
-            sim.ttft_ms.p50,
-            model.ttft_ms.p50,
-            0.25,
-            &format!("{at}: TTFT p50"),
         );
         within(
             sim.ttft_ms.p90,
